@@ -1,0 +1,3 @@
+from whitebox.cli import main
+
+raise SystemExit(main())
