@@ -1,0 +1,165 @@
+"""The typed view of config.yaml: validation with defaults, and one experiment's spec.
+
+Pure Python (no torch) so that the Snakefile can import it cheaply. The JSON Schema
+in workflow/schemas/config.schema.yaml is the single source of keys and defaults.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+TORCHVISION_DATASETS = ("mnist", "cifar10")
+
+
+class ConfigError(ValueError):
+    """A mistake in the user's configuration; the message is one line naming it."""
+
+
+def _validator_with_defaults(schema: dict) -> jsonschema.protocols.Validator:
+    """A 2020-12 validator that also fills in ``default`` values of missing properties."""
+    base = jsonschema.Draft202012Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def fill_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    extended = jsonschema.validators.extend(base, {"properties": fill_defaults})
+    return extended(schema)
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = "/".join(str(p) for p in error.absolute_path) or "<top level>"
+    if error.validator == "oneOf" and error.context:
+        # Report the branch that got furthest instead of "is not valid under any".
+        best = jsonschema.exceptions.best_match(error.context)
+        return f"{where}: {best.message}"
+    return f"{where}: {error.message}"
+
+
+def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
+    """Validate ``config`` in place against the schema, fill defaults and check references.
+
+    Raises ConfigError with a single line naming the offending key or value.
+    """
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = _validator_with_defaults(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError(f"config error at {_describe(errors[0])}")
+    datasets = config["datasets"]
+    for name, entry in datasets.items():
+        if entry.get("source") == "torchvision" and name not in TORCHVISION_DATASETS:
+            raise ConfigError(
+                f"config error at datasets/{name}: torchvision source knows only "
+                f"{', '.join(TORCHVISION_DATASETS)}; use source: imagefolder or synthetic"
+            )
+        if "subset_of" in entry:
+            parent = entry["subset_of"]
+            if parent not in datasets or "subset_of" in datasets[parent]:
+                raise ConfigError(
+                    f"config error at datasets/{name}/subset_of: '{parent}' is not a base "
+                    f"dataset; valid: {', '.join(sorted(_base_names(datasets)))}"
+                )
+    for name, experiment in config["experiments"].items():
+        if experiment["dataset"] not in datasets:
+            raise ConfigError(
+                f"config error at experiments/{name}/dataset: unknown dataset "
+                f"'{experiment['dataset']}'; valid: {', '.join(sorted(datasets))}"
+            )
+    return config
+
+
+def load_config(path: Path | str, schema_path: Path = SCHEMA_PATH) -> dict:
+    """Read a YAML config file and validate it (defaults filled)."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    return validate_config(config, schema_path)
+
+
+def _base_names(datasets: dict) -> list[str]:
+    return [name for name, entry in datasets.items() if "subset_of" not in entry]
+
+
+def base_dataset(config: dict, name: str) -> str:
+    """The dataset whose prepared tensors hold ``name`` (itself, or the parent of a subset)."""
+    if name not in config["datasets"]:
+        raise ConfigError(f"unknown dataset '{name}'; valid: {', '.join(sorted(config['datasets']))}")
+    return config["datasets"][name].get("subset_of", name)
+
+
+def base_datasets(config: dict) -> list[str]:
+    """Base datasets (not subsets) used by at least one experiment, in a stable order."""
+    return sorted({base_dataset(config, e["dataset"]) for e in config["experiments"].values()})
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """Everything that decides one experiment's training result (hashed for provenance)."""
+
+    name: str
+    dataset: str
+    base_dataset: str
+    source: dict
+    classes: list[str] | None
+    model: str
+    model_args: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    title: str = ""
+    log_entry: str = ""
+    reported: dict = field(default_factory=dict)
+    figures: dict = field(default_factory=dict)
+    gpu: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> ExperimentSpec:
+        return cls(**json.loads(text))
+
+    def config_hash(self) -> str:
+        """Hash of the training-relevant part (display fields excluded), first 12 hex digits."""
+        relevant = {k: v for k, v in asdict(self).items() if k not in ("title", "figures")}
+        blob = json.dumps(relevant, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def experiment_spec(config: dict, name: str) -> ExperimentSpec:
+    """The resolved spec of experiment ``name`` from a validated config."""
+    experiments = config["experiments"]
+    if name not in experiments:
+        raise ConfigError(f"unknown experiment '{name}'; valid: {', '.join(sorted(experiments))}")
+    entry = experiments[name]
+    base = base_dataset(config, entry["dataset"])
+    dataset_entry = config["datasets"][entry["dataset"]]
+    return ExperimentSpec(
+        name=name,
+        dataset=entry["dataset"],
+        base_dataset=base,
+        source=copy.deepcopy(config["datasets"][base]),
+        classes=list(dataset_entry["classes"]) if "subset_of" in dataset_entry else None,
+        model=entry["model"],
+        model_args=copy.deepcopy(entry.get("model_args", {})),
+        training=copy.deepcopy(entry.get("training", {})),
+        title=entry.get("title", name),
+        log_entry=entry.get("log_entry", ""),
+        reported=copy.deepcopy(entry.get("reported", {})),
+        figures=copy.deepcopy(entry.get("figures", {})),
+        gpu=bool(entry.get("gpu", False)),
+    )
