@@ -1,0 +1,5 @@
+"""Model builders, one function per stage of the research log, behind a registry."""
+
+from whitebox.models.registry import MODELS, build_classifier, build_model, model_names
+
+__all__ = ["MODELS", "build_classifier", "build_model", "model_names"]

@@ -1,0 +1,43 @@
+"""Name -> builder registry. Names are what config.yaml's ``model:`` key accepts."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+from torch import nn
+
+from whitebox.layers import Normalize
+from whitebox.layers.base import Regularized
+from whitebox.models import prototype_cifar
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "conj_disj": prototype_cifar.conj_disj,
+    "directional": prototype_cifar.directional,
+}
+
+
+def model_names() -> list[str]:
+    """Valid model names, sorted."""
+    return sorted(MODELS)
+
+
+def build_model(name: str, n_classes: int, in_channels: int, **model_args) -> nn.Module:
+    """Build the named model; unknown names raise KeyError listing the valid ones."""
+    if name not in MODELS:
+        raise KeyError(f"unknown model '{name}'; valid: {', '.join(model_names())}")
+    model = MODELS[name](n_classes=n_classes, in_channels=in_channels, **model_args)
+    for module in model.modules():
+        if isinstance(module, Regularized):
+            module.init_weights()
+    return model
+
+
+def build_classifier(name: str, n_classes: int, mean: list[float], std: list[float],
+                     **model_args) -> nn.Sequential:
+    """The named model behind input normalisation: takes images in [0, 1].
+
+    Submodules are ``normalize`` and ``net`` (the log's model, e.g. ``net.conv1``).
+    """
+    net = build_model(name, n_classes=n_classes, in_channels=len(mean), **model_args)
+    return nn.Sequential(OrderedDict([("normalize", Normalize(mean, std)), ("net", net)]))

@@ -1,0 +1,6 @@
+"""The one training loop used by every stage, with its checkpoints and schedules."""
+
+from whitebox.training.device import resolve_device
+from whitebox.training.loop import EpochRecord, TrainingDiverged, TrainSettings, fit
+
+__all__ = ["EpochRecord", "TrainSettings", "TrainingDiverged", "fit", "resolve_device"]
