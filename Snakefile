@@ -1,0 +1,59 @@
+# whitebox: one config -> datasets -> trained models -> figures -> paper/main.pdf.
+# The index of the workflow: config, its validation, the rule files, and `rule all`.
+# Each rule runs one `python -m whitebox` command (see workflow/rules/*.smk).
+
+import shlex
+import sys
+from pathlib import Path
+
+WHITEBOX_ROOT = Path(workflow.basedir) / "src"
+sys.path.insert(0, str(WHITEBOX_ROOT))
+
+from whitebox.config import ConfigError, validate_config
+
+
+configfile: "config.yaml"
+
+
+try:
+    validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+except ConfigError as error:
+    sys.exit(f"whitebox: {error}")
+
+
+# Rules run the library from this checkout, also inside --use-conda environments.
+shell.prefix(
+    "set -euo pipefail; export PYTHONPATH="
+    + shlex.quote(str(WHITEBOX_ROOT))
+    + "${{PYTHONPATH:+:$PYTHONPATH}}; "
+)
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/paper.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+wildcard_constraints:
+    dataset="|".join(config["datasets"]),
+    experiment="|".join(config["experiments"]),
+    seed=r"\d+",
+
+
+# Cheap or network-bound steps run on the submit host, not as cluster jobs.
+localrules:
+    all,
+    prepare_dataset,
+    paper_generated,
+    paper_pdf,
+
+
+rule all:
+    default_target: True
+    input:
+        "paper/main.pdf",

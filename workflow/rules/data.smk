@@ -1,0 +1,25 @@
+# Download (or copy from data_mirror), verify and convert one base dataset to tensors.
+
+
+rule prepare_dataset:
+    output:
+        "data/{dataset}/tensors.pt",
+    input:
+        code=library_sources("data"),
+    log:
+        "logs/prepare_dataset/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/prepare_dataset/{dataset}.tsv"
+    params:
+        source=lambda wildcards: json.dumps(config["datasets"][wildcards.dataset]),
+        mirror=mirror_option,
+    resources:
+        mem_mb=8000,
+    conda:
+        "../envs/whitebox.yaml"
+    shell:
+        "python -m whitebox prepare-data --dataset {wildcards.dataset} --source {params.source:q}"
+        " --root data/{wildcards.dataset} --out {output}"
+        " {params.mirror}"
+        ""
+        " > {log} 2>&1"

@@ -1,0 +1,32 @@
+# Train one experiment for one seed: model.pt, train_log.csv, metrics.json.
+# An epoch checkpoint next to them lets a killed job resume where it stopped.
+
+
+rule train:
+    output:
+        model="results/{dataset}/{experiment}/seed{seed}/model.pt",
+        train_log="results/{dataset}/{experiment}/seed{seed}/train_log.csv",
+        metrics="results/{dataset}/{experiment}/seed{seed}/metrics.json",
+    input:
+        data=prepared_data,
+        code=library_sources("data", "layers", "models", "training", "evaluation"),
+    log:
+        "logs/train/{dataset}/{experiment}/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/train/{dataset}/{experiment}/seed{seed}.tsv"
+    params:
+        spec=lambda wildcards: spec(wildcards.experiment).to_json(),
+        device=config["device"],
+        out_dir=lambda wildcards, output: str(Path(output.metrics).parent),
+    threads: 2
+    resources:
+        gpu=lambda wildcards: int(spec(wildcards.experiment).gpu),
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../envs/whitebox.yaml"
+    shell:
+        "python -m whitebox train --spec {params.spec:q} --seed {wildcards.seed}"
+        " --data {input.data} --out-dir {params.out_dir} --device {params.device}"
+        " --threads {threads}"
+        " > {log} 2>&1"
