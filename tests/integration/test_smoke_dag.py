@@ -1,0 +1,106 @@
+"""The smoke DAG end to end: synthetic data -> training -> figures -> paper/main.pdf."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require
+from tests.integration.workspace import make_workspace, snakemake
+from whitebox.paper import format_pct
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    require(shutil.which("latexmk") is not None, "latexmk not installed")
+    require(shutil.which("pdftotext") is not None, "pdftotext not installed (poppler-utils)")
+    workspace = make_workspace(tmp_path_factory.mktemp("smoke"))
+    result = snakemake(workspace, "--profile", "profiles/smoke")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workspace
+
+
+def dry_run_jobs(workspace: Path, *args: str) -> dict[str, int]:
+    """Jobs a dry run would execute, as {rule: count}."""
+    result = snakemake(workspace, "--profile", "profiles/smoke", "-n", *args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    if "Nothing to be done" in output:
+        return {}
+    table = output.split("Job stats:")[1].split("total")[0]
+    rows = [line.split() for line in table.splitlines()[3:] if line.strip()]
+    return {rule: int(count) for rule, count in rows}
+
+
+@contextmanager
+def edited(path: Path, old: str, new: str):
+    """Temporarily replace ``old`` by ``new`` in ``path``."""
+    original = path.read_text()
+    assert old in original
+    path.write_text(original.replace(old, new))
+    try:
+        yield
+    finally:
+        path.write_text(original)
+
+
+def test_pdf_shows_the_accuracies_from_metrics(smoke_run):
+    pdf = smoke_run / "paper" / "main.pdf"
+    assert pdf.stat().st_size > 10_000
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    text = text.replace("\u2212", "-")
+    assert "SMOKE RUN" in text
+    metrics = [json.loads(p.read_text()) for p in smoke_run.glob("results/*/*/seed*/metrics.json")]
+    assert len(metrics) == 4  # two experiments x two seeds
+    by_experiment: dict[str, list[float]] = {}
+    for m in metrics:
+        by_experiment.setdefault(m["experiment"], []).append(m["test_accuracy"])
+        assert m["device"] == "cpu" and m["git_commit"] and m["config_hash"]
+    for accuracies in by_experiment.values():
+        mean = sum(accuracies) / len(accuracies)
+        assert re.search(rf"{re.escape(format_pct(mean))}\s*±", text), (format_pct(mean), text)
+
+
+def test_every_run_and_figure_is_written(smoke_run):
+    for experiment in ("conj_disj", "directional"):
+        for seed in (0, 1):
+            run = smoke_run / "results" / "cifar2" / experiment / f"seed{seed}"
+            assert {p.name for p in run.iterdir()} == {"model.pt", "train_log.csv", "metrics.json"}
+            assert len((run / "train_log.csv").read_text().splitlines()) == 1 + 2  # header + epochs
+        for kind in ("gradients", "filters"):
+            assert (smoke_run / "results" / "cifar2" / f"{experiment}_{kind}.png").stat().st_size > 1000
+
+
+def test_rerun_is_a_no_op(smoke_run):
+    assert dry_run_jobs(smoke_run) == {}
+
+
+def test_editing_a_template_reruns_only_the_paper(smoke_run):
+    template = smoke_run / "paper" / "templates" / "results_table.tex.j2"
+    with edited(template, "\\begin{table}", "% edited\n\\begin{table}"):
+        assert dry_run_jobs(smoke_run) == {"paper_generated": 1, "paper_pdf": 1, "all": 1}
+
+
+def test_changing_an_experiment_retrains_only_that_experiment(smoke_run):
+    overrides = smoke_run / "profiles" / "smoke" / "smoke.yaml"
+    with edited(overrides, "directional:\n    training: {epochs: 2}",
+                "directional:\n    training: {epochs: 3}"):
+        jobs = dry_run_jobs(smoke_run)
+    assert jobs["train"] == 2  # the two seeds of directional, not conj_disj
+    assert jobs["gradients"] == 1 and jobs["filters"] == 1
+
+
+def test_bad_config_value_stops_with_one_line(smoke_run):
+    result = snakemake(smoke_run, "--profile", "profiles/smoke", "-n", "--config", "device=gpu")
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("whitebox:")]
+    assert errors == ["whitebox: config error at device: 'gpu' is not one of ['auto', 'cpu', 'cuda']"]

@@ -1,0 +1,34 @@
+"""A throwaway copy of the repository in which Snakemake runs, so tests never touch
+the developer's data/, results/ or paper/main.pdf."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+COPIED = ["Snakefile", "config.yaml", "workflow", "profiles", "src", "paper"]
+IGNORED = shutil.ignore_patterns("generated", "main.pdf", "*.aux", "*.log", "*.fls",
+                                 "*.fdb_latexmk", "*.bbl", "*.blg", "*.out", "__pycache__")
+
+
+def make_workspace(root: Path) -> Path:
+    """Copy what the workflow needs into ``root`` and return it."""
+    for name in COPIED:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=IGNORED)
+        else:
+            shutil.copy2(source, root / name)
+    return root
+
+
+def snakemake(workspace: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run Snakemake of this interpreter's environment inside ``workspace``."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workspace, env=env,
+                          capture_output=True, text=True, timeout=timeout)
