@@ -23,14 +23,14 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data (real MNIST, CIFAR-10 JPEG stand-in)."""
     require(SHARED_DATA.is_dir(), f"offline data not found at {SHARED_DATA}")
     return SHARED_DATA
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def latexmk() -> str:
     """Path of latexmk (TeX is installed by .ci/run)."""
     path = shutil.which("latexmk")

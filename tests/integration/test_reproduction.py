@@ -1,0 +1,43 @@
+"""The log's first two CIFAR stages, trained on CPU on real images, land near its numbers.
+
+Data: the CIFAR-10 JPEG stand-in in ../shared/data (the original is not downloadable
+here), read through the imagefolder source exactly as a user's config would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from tests.conftest import REPO
+from whitebox.cli import main
+from whitebox.config import experiment_spec, load_config
+
+pytestmark = pytest.mark.slow
+TOLERANCE = 2.0  # percentage points around the number the log reports
+
+
+@pytest.fixture(scope="module")
+def cifar10_tensors(tmp_path_factory, shared_data):
+    root = tmp_path_factory.mktemp("data") / "cifar10"
+    source = {"source": "imagefolder", "path": str(shared_data / "cifar10-jpeg.zip")}
+    out = root / "tensors.pt"
+    assert main(["prepare-data", "--dataset", "cifar10", "--source", json.dumps(source),
+                 "--root", str(root), "--out", str(out)]) == 0
+    return source, out
+
+
+@pytest.mark.parametrize("experiment", ["conj_disj", "directional"])
+def test_cifar2_stage_reaches_the_logged_accuracy(experiment, cifar10_tensors, tmp_path):
+    source, tensors = cifar10_tensors
+    spec = experiment_spec(load_config(REPO / "config.yaml"), experiment)
+    spec = dataclasses.replace(spec, source=source)
+    assert main(["train", "--spec", spec.to_json(), "--seed", "0", "--data", str(tensors),
+                 "--out-dir", str(tmp_path), "--device", "cpu"]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["train_images"] == 10_000 and metrics["test_images"] == 2_000
+    reported = spec.reported["test_accuracy"]
+    assert abs(metrics["test_accuracy"] - reported) <= TOLERANCE, (
+        f"{experiment}: {metrics['test_accuracy']:.2f} % vs the log's {reported} %")
