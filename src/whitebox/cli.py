@@ -87,16 +87,13 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _load_trained(model_path: Path):
+    """The trained classifier in ``model_path`` and the dict saved with it."""
     import torch
 
-    from whitebox.models import build_classifier
+    from whitebox.models import classifier_from_checkpoint
 
     state = torch.load(model_path, map_location="cpu", weights_only=False)
-    spec = state["spec"]
-    model = build_classifier(spec["model"], len(state["classes"]), state["mean"], state["std"],
-                             **spec["model_args"])
-    model.load_state_dict(state["state_dict"])
-    return model.eval(), state
+    return classifier_from_checkpoint(state), state
 
 
 def _gradients(args: argparse.Namespace) -> None:

@@ -41,3 +41,12 @@ def build_classifier(name: str, n_classes: int, mean: list[float], std: list[flo
     """
     net = build_model(name, n_classes=n_classes, in_channels=len(mean), **model_args)
     return nn.Sequential(OrderedDict([("normalize", Normalize(mean, std)), ("net", net)]))
+
+
+def classifier_from_checkpoint(state: dict) -> nn.Sequential:
+    """Rebuild a trained classifier from the dict training saves as model.pt (eval mode)."""
+    spec = state["spec"]
+    model = build_classifier(spec["model"], len(state["classes"]), state["mean"], state["std"],
+                             **spec["model_args"])
+    model.load_state_dict(state["state_dict"])
+    return model.eval()
