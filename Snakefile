@@ -41,7 +41,7 @@ report: "workflow/report/workflow.rst"
 
 wildcard_constraints:
     dataset="|".join(config["datasets"]),
-    experiment="|".join(config["experiments"]),
+    experiment=r"[^/]+",
     seed=r"\d+",
 
 

@@ -1,0 +1,61 @@
+"""Speed targets of whitebox, measured and printed against their targets (`make bench`).
+
+    .venv/bin/python benchmarks/run.py                  # everything (about 5 minutes on 2 cores)
+    .venv/bin/python benchmarks/run.py --only throughput --quick
+
+Prints one table and writes benchmarks/results/latest.json. Each line says PASS or MISS
+against its target; the exit status is 0 unless the script itself crashes (benchmarks
+report, tests judge correctness).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # benchmarks.* and tests.integration.workspace
+
+from benchmarks.report import Measurement, format_table, write_json  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results" / "latest.json"
+PARTS = ("workflow", "throughput")
+
+
+def run_part(part: str, quick: bool) -> list[Measurement]:
+    """The measurements of one part (imported lazily: throughput loads torch, workflow does not)."""
+    if part == "workflow":
+        from benchmarks import workflow
+
+        return workflow.measure()
+    from benchmarks import throughput
+
+    return throughput.measure(quick=quick)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=PARTS, help="run one part only")
+    parser.add_argument("--quick", action="store_true",
+                        help="throughput on 2048 images for 1 epoch (the workflow part is unchanged)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON file (default: {RESULTS})")
+    args = parser.parse_args(argv)
+
+    measurements: list[Measurement] = []
+    for part in [args.only] if args.only else PARTS:
+        start = time.perf_counter()
+        print(f"running {part} benchmarks ...", file=sys.stderr, flush=True)
+        measurements += run_part(part, args.quick)
+        print(f"  {part} done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+
+    print(format_table(measurements))
+    write_json(measurements, args.out, {"only": args.only, "quick": args.quick})
+    counts = {status: sum(m.status == status for m in measurements) for status in ("PASS", "MISS")}
+    print(f"\n{counts['PASS']} PASS, {counts['MISS']} MISS; written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""User errors at the command line end in one line naming the cause and the fix."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torchvision
+
+from tests.conftest import REPO
+from whitebox.cli import main
+from whitebox.config import experiment_spec, load_config
+
+
+def one_error_line(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_no_network_and_no_mirror_names_the_file_and_the_option(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "url",
+                        "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    root = tmp_path / "cifar10"
+    status = main(["prepare-data", "--dataset", "cifar10", "--source", '{"source": "torchvision"}',
+                   "--root", str(root), "--out", str(root / "tensors.pt")])
+    assert status == 1
+    line = one_error_line(capsys)
+    assert line.startswith("whitebox prepare-data: error:")
+    assert "cifar-10-python.tar.gz" in line and "data_mirror" in line
+    assert not (root / "tensors.pt").exists()
+    assert not root.exists() or not any(root.rglob("*.tar.gz*"))
+
+
+def test_unknown_model_lists_valid_names(tmp_path, capsys):
+    spec = experiment_spec(load_config(REPO / "config.yaml"), "directional")
+    spec = dataclasses.replace(spec, model="resnet18")
+    status = main(["train", "--spec", spec.to_json(), "--seed", "0", "--data", str(tmp_path / "x.pt"),
+                   "--out-dir", str(tmp_path / "run")])
+    assert status == 1
+    assert one_error_line(capsys).endswith("unknown model 'resnet18'; valid: conj_disj, directional")
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_prepared_data_says_how_to_make_it(tmp_path, capsys):
+    spec = experiment_spec(load_config(REPO / "config.yaml"), "directional")
+    status = main(["train", "--spec", spec.to_json(), "--seed", "0",
+                   "--data", str(tmp_path / "tensors.pt"), "--out-dir", str(tmp_path / "run")])
+    assert status == 1
+    assert "tensors.pt" in one_error_line(capsys)
+
+
+def test_unknown_layer_for_filters_lists_layers(tmp_path, capsys):
+    spec = experiment_spec(load_config(REPO / "config.yaml"), "conj_disj")
+    source = {"source": "synthetic", "classes": ["airplane", "automobile"], "train_per_class": 20,
+              "test_per_class": 10}
+    spec = dataclasses.replace(spec, source=source,
+                               training={**spec.training, "epochs": 1, "batch_size": 8})
+    data = tmp_path / "tensors.pt"
+    assert main(["prepare-data", "--dataset", "cifar10", "--source", json.dumps(source),
+                 "--root", str(tmp_path), "--out", str(data)]) == 0
+    assert main(["train", "--spec", spec.to_json(), "--seed", "0", "--data", str(data),
+                 "--out-dir", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    status = main(["filters", "--model", str(tmp_path / "run" / "model.pt"), "--layer", "conv9",
+                   "--out", str(tmp_path / "f.png")])
+    assert status == 1
+    assert one_error_line(capsys).endswith("layers with weights: conv1, bn1")
+    assert not (tmp_path / "f.png").exists()
