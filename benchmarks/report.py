@@ -70,7 +70,8 @@ def write_json(measurements: list[Measurement], path: Path, settings: dict) -> N
     payload = {
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "settings": settings,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+        "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(),
+                    "platform": platform.platform(),
                     "python": platform.python_version(), "torch": torch.__version__},
         "git_commit": git_commit(Path(__file__).resolve().parent),
         "measurements": [dict(asdict(m), status=m.status, target=m.target) for m in measurements],

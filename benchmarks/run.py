@@ -11,6 +11,7 @@ report, tests judge correctness).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,14 @@ def run_part(part: str, quick: bool) -> list[Measurement]:
     return throughput.measure(quick=quick)
 
 
+def warn_if_busy() -> None:
+    """Say so when other processes already load the CPUs: every timing below will suffer."""
+    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    if load > 0.5 * cpus:
+        print(f"warning: load average {load:.1f} on {cpus} CPUs before starting; other processes "
+              "will slow these timings down", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=PARTS, help="run one part only")
@@ -43,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON file (default: {RESULTS})")
     args = parser.parse_args(argv)
 
+    warn_if_busy()
     measurements: list[Measurement] = []
     for part in [args.only] if args.only else PARTS:
         start = time.perf_counter()

@@ -10,6 +10,10 @@ rule paper_generated:
         code=library_sources("paper"),
     log:
         "logs/paper/generated.log",
+    benchmark:
+        "logs/benchmarks/paper/generated.tsv"
+    resources:
+        mem_mb=1000,
     params:
         figures=figure_args(figure_paths()),
     conda:
@@ -31,6 +35,10 @@ rule paper_pdf:
         figures=all_figures(),
     log:
         "logs/paper/latexmk.log",
+    benchmark:
+        "logs/benchmarks/paper/latexmk.tsv"
+    resources:
+        mem_mb=1000,
     conda:
         "../envs/latex.yaml"
     shell:
