@@ -145,7 +145,8 @@ def measure(quick: bool = False) -> list[Measurement]:
     rate = {name: len(dataset.train) / min(times) for name, times in seconds.items()}
 
     best_workers = max(WORKERS, key=rate.get)
-    setup = f"{len(dataset.train)} imgs, best of {rounds} epochs, {THREADS} threads, {source}"
+    epochs = f"{rounds} epochs" if rounds > 1 else "1 epoch"
+    setup = f"{len(dataset.train)} imgs, best of {epochs}, {THREADS} threads, {source}"
     results = [Measurement("train Directional: ours (uint8 tensor, batched flips)", rate["ours"],
                            "img/s", note=setup, details={"epoch_s": seconds["ours"]})]
     for workers in WORKERS:
