@@ -50,8 +50,6 @@ def _train(args: argparse.Namespace) -> None:
 
     torch.manual_seed(args.seed)
     model = build_classifier(spec.model, len(data.classes), mean, std, **spec.model_args).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
     settings = TrainSettings(**spec.training)
     train_x, train_y = data.train.images.to(device), data.train.labels.to(device)
     test_x, test_y = data.test.images.to(device), data.test.labels.to(device)

@@ -71,6 +71,9 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
     wall time in seconds (summed over resumed parts).
     """
     device = train_images.device
+    # channels_last: convolutions run faster in NHWC (about 1.1x for Directional on a CPU,
+    # tensor-core friendly on a GPU); parameters keep their values.
+    model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, **settings.optimizer)
     base_lr = settings.optimizer["lr"]
     n_train = train_images.shape[0]
@@ -108,8 +111,9 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
                                      total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            images = augment_batch(train_images[index].float().div_(255), settings.augment,
-                                   generator)
+            images = train_images[index].float().div_(255)
+            images = augment_batch(images.contiguous(memory_format=torch.channels_last),
+                                   settings.augment, generator)
             labels = train_labels[index]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(images)
