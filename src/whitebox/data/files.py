@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import socket
 from pathlib import Path
 from urllib.error import URLError
 
@@ -13,6 +14,9 @@ from whitebox.data.errors import DataError, one_line
 from whitebox.io import atomic_path
 
 MIRROR_KEY = "data_mirror"
+# Seconds a connection may stay silent before a download gives up: firewalled clusters
+# drop packets instead of refusing, and urllib would otherwise wait forever.
+SOCKET_TIMEOUT_S = 60
 
 
 def mirror_hint(what: str) -> str:
@@ -66,11 +70,15 @@ def download(urls: list[str], dest: Path, md5: str, what: str) -> None:
     with atomic_path(dest) as tmp:
         for url in urls:
             tmp.unlink(missing_ok=True)  # download_url skips an existing file
+            previous_timeout = socket.getdefaulttimeout()
+            socket.setdefaulttimeout(SOCKET_TIMEOUT_S)
             try:
                 download_url(url, str(dest.parent), filename=tmp.name)
             except (URLError, OSError, RuntimeError, ValueError) as error:
                 errors.append(f"{url}: {one_line(error, 100)}")
                 continue
+            finally:
+                socket.setdefaulttimeout(previous_timeout)
             break
         else:
             raise DataError(
