@@ -49,7 +49,8 @@ def _train(args: argparse.Namespace) -> None:
     mean, std = mean_std(data.train)
 
     torch.manual_seed(args.seed)
-    model = build_classifier(spec.model, len(data.classes), mean, std, **spec.model_args).to(device)
+    model = build_classifier(spec.model, len(data.classes), mean, std, image_size=data.image_size,
+                             **spec.model_args).to(device)
     settings = TrainSettings(**spec.training)
     train_x, train_y = data.train.images.to(device), data.train.labels.to(device)
     test_x, test_y = data.test.images.to(device), data.test.labels.to(device)
@@ -63,7 +64,7 @@ def _train(args: argparse.Namespace) -> None:
     report = accuracy_report(predict(model, test_x, settings.eval_batch_size), test_y, data.classes)
 
     save_torch({"state_dict": model.state_dict(), "spec": asdict(spec), "classes": data.classes,
-                "mean": mean, "std": std}, out / "model.pt")
+                "mean": mean, "std": std, "image_size": data.image_size}, out / "model.pt")
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=list(asdict(records[0])))
     writer.writeheader()

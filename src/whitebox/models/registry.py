@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -9,11 +10,12 @@ from torch import nn
 
 from whitebox.layers import Normalize
 from whitebox.layers.base import Regularized
-from whitebox.models import prototype_cifar
+from whitebox.models import hashing, prototype_cifar
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "conj_disj": prototype_cifar.conj_disj,
     "directional": prototype_cifar.directional,
+    "inh": hashing.inh,
 }
 
 
@@ -22,11 +24,18 @@ def model_names() -> list[str]:
     return sorted(MODELS)
 
 
-def build_model(name: str, n_classes: int, in_channels: int, **model_args) -> nn.Module:
-    """Build the named model; unknown names raise KeyError listing the valid ones."""
+def build_model(name: str, n_classes: int, in_channels: int, image_size: int | None = None,
+                **model_args) -> nn.Module:
+    """Build the named model; unknown names raise KeyError listing the valid ones.
+
+    ``image_size`` reaches only the builders that take it (those that size a layer by it).
+    """
     if name not in MODELS:
         raise KeyError(f"unknown model '{name}'; valid: {', '.join(model_names())}")
-    model = MODELS[name](n_classes=n_classes, in_channels=in_channels, **model_args)
+    builder = MODELS[name]
+    if image_size is not None and "image_size" in inspect.signature(builder).parameters:
+        model_args = {"image_size": image_size, **model_args}
+    model = builder(n_classes=n_classes, in_channels=in_channels, **model_args)
     for module in model.modules():
         if isinstance(module, Regularized):
             module.init_weights()
@@ -34,12 +43,13 @@ def build_model(name: str, n_classes: int, in_channels: int, **model_args) -> nn
 
 
 def build_classifier(name: str, n_classes: int, mean: list[float], std: list[float],
-                     **model_args) -> nn.Sequential:
+                     image_size: int | None = None, **model_args) -> nn.Sequential:
     """The named model behind input normalisation: takes images in [0, 1].
 
     Submodules are ``normalize`` and ``net`` (the log's model, e.g. ``net.conv1``).
     """
-    net = build_model(name, n_classes=n_classes, in_channels=len(mean), **model_args)
+    net = build_model(name, n_classes=n_classes, in_channels=len(mean), image_size=image_size,
+                      **model_args)
     return nn.Sequential(OrderedDict([("normalize", Normalize(mean, std)), ("net", net)]))
 
 
@@ -47,6 +57,6 @@ def classifier_from_checkpoint(state: dict) -> nn.Sequential:
     """Rebuild a trained classifier from the dict training saves as model.pt (eval mode)."""
     spec = state["spec"]
     model = build_classifier(spec["model"], len(state["classes"]), state["mean"], state["std"],
-                             **spec["model_args"])
+                             image_size=state.get("image_size"), **spec["model_args"])
     model.load_state_dict(state["state_dict"])
     return model.eval()

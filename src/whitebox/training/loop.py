@@ -20,7 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from whitebox.evaluation import accuracy_report, predict
-from whitebox.layers.base import regularize
+from whitebox.layers.base import growing_layers, regularize
 from whitebox.training.augment import augment_batch
 from whitebox.training.checkpoint import load_checkpoint, save_checkpoint
 from whitebox.training.schedule import lr_factor, make_optimizer
@@ -53,6 +53,8 @@ class EpochRecord:
     test_accuracy: float
     lr: float
     epoch_time_s: float
+    slots: int = 0  # units of growing layers (e.g. INH slots) after the epoch; 0 if none
+    pruned: int = 0  # units those layers removed at the end of the epoch
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -74,7 +76,11 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
     # channels_last: convolutions run faster in NHWC (about 1.1x for Directional on a CPU,
     # tensor-core friendly on a GPU); parameters keep their values.
     model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, **settings.optimizer)
+    # Growing layers (INH) step their own parameters; the optimiser gets the rest.
+    growing = growing_layers(model)
+    owned = {id(p) for layer in growing for p in layer.owned_parameters()}
+    optimizer = make_optimizer([p for p in model.parameters() if id(p) not in owned],
+                               **settings.optimizer)
     base_lr = settings.optimizer["lr"]
     n_train = train_images.shape[0]
     steps_per_epoch = -(-n_train // settings.batch_size)
@@ -115,13 +121,19 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
             images = augment_batch(images.contiguous(memory_format=torch.channels_last),
                                    settings.augment, generator)
             labels = train_labels[index]
+            for layer in growing:
+                layer.set_targets(labels)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(images)
                 loss = F.cross_entropy(logits.float(), labels,
                                        label_smoothing=settings.label_smoothing)
+            for layer in growing:
+                layer.set_targets(None)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            for layer in growing:
+                layer.sgd_step()
             regularize(model)
             loss_sum += loss.detach() * index.numel()
             correct += (logits.argmax(1) == labels).sum()
@@ -132,13 +144,15 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
                 f"training loss became {train_loss} in epoch {epoch + 1}; lower "
                 f"training.optimizer.lr (now {base_lr}) or check the data"
             )
+        pruned = sum(layer.end_epoch() for layer in growing)
         test = accuracy_report(predict(model, test_images, settings.eval_batch_size),
                                test_labels, classes=[])
         elapsed += time.perf_counter() - start
         record = EpochRecord(epoch=epoch + 1, train_loss=round(train_loss, 6),
                              train_accuracy=round(100.0 * correct.item() / n_train, 4),
                              test_accuracy=test["accuracy"], lr=lr,
-                             epoch_time_s=round(time.perf_counter() - start, 3))
+                             epoch_time_s=round(time.perf_counter() - start, 3),
+                             slots=sum(layer.n_units() for layer in growing), pruned=pruned)
         records.append(record)
         print(" ".join(f"{k}={v}" for k, v in asdict(record).items()), file=sys.stderr,
               flush=True)

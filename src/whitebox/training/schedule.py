@@ -8,10 +8,9 @@ import torch
 from torch import nn
 
 
-def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float = 0.0,
+def make_optimizer(params: list[nn.Parameter], name: str, lr: float, weight_decay: float = 0.0,
                    momentum: float = 0.9, nesterov: bool = False) -> torch.optim.Optimizer:
-    """adam | adamw | sgd over all parameters of ``model``."""
-    params = model.parameters()
+    """adam | adamw | sgd over ``params``."""
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "adamw":

@@ -1,0 +1,250 @@
+"""Incremental Neural Hashing (INH): a classifier head of slots that grows when data goes unmatched.
+
+A slot is a unit vector with a class label and a threshold. An input (L2-normalised)
+matches a slot when their cosine similarity reaches the slot's threshold; thresholds are
+set so that a slot keeps 100 % precision on the labelled batch (nothing of another class
+reaches it). The layer is therefore an ensemble of high-precision label detectors:
+
+* class score = pooling (max or SoftMaxPool) over the class's slots of the *margin*
+  ``similarity - threshold``; an input no slot matches (all margins < 0) is flagged.
+* growth: labelled examples that no slot of their own class matches become candidate
+  slots; the fewest candidates covering all of them (greedy set cover) are appended.
+* pruning: slots that matched nothing during an epoch are removed at its end.
+* the slots are trained by their own stateless SGD step (no momentum), so growing and
+  pruning never leaves optimiser state behind; other parameters (the logit scale, a
+  backbone) use the run's optimiser.
+
+Loss (the log leaves it open): cross-entropy over ``scale * pooled margins`` with
+*batch* thresholds that stay in the graph. A slot's batch threshold is its highest
+similarity to an example of another class, so raising its own-class margin means moving
+toward its positives *and* away from its hardest negative: a triplet-style objective whose
+optimum is a detector that fires on its class and nothing else.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from whitebox.layers.base import GrowingLayer
+from whitebox.layers.set_cover import greedy_set_cover
+
+EMPTY_CLASS_SCORE = -2.0  # below any margin (cosine similarities lie in [-1, 1])
+
+
+def precision_thresholds(similarity: torch.Tensor, slot_labels: torch.Tensor,
+                         labels: torch.Tensor, eps: float = 1e-4,
+                         floor: float = 0.0) -> torch.Tensor:
+    """Lowest threshold per slot that keeps its precision at 100 % on the batch.
+
+    ``similarity`` is ``(batch, slots)``. The threshold is just above the slot's highest
+    similarity to an example of another class (and at least ``floor``), so every example
+    at or above it has the slot's label. Differentiable through that maximum.
+    """
+    other_class = labels.view(-1, 1) != slot_labels.view(1, -1)
+    negatives = similarity.masked_fill(~other_class, float("-inf"))
+    return (negatives.max(dim=0).values + eps).clamp_min(floor)
+
+
+def pool_by_class(margins: torch.Tensor, slot_labels: torch.Tensor, n_classes: int,
+                  temperature: float | None) -> torch.Tensor:
+    """``(batch, slots) -> (batch, classes)``: max (temperature None) or SoftMaxPool per class."""
+    batch = margins.shape[0]
+    index = slot_labels.view(1, -1).expand(batch, -1)
+    floor = torch.full((batch, n_classes), EMPTY_CLASS_SCORE, dtype=margins.dtype,
+                       device=margins.device)
+    best = floor.scatter_reduce(1, index, margins, reduce="amax", include_self=True)
+    if temperature is None:
+        return best
+    weights = torch.exp((margins - best.detach().gather(1, index)) / temperature)
+    numerator = torch.zeros_like(floor).scatter_add(1, index, weights * margins)
+    denominator = torch.zeros_like(floor).scatter_add(1, index, weights)
+    has_slots = denominator > 0
+    return torch.where(has_slots, numerator / denominator.clamp_min(1e-12), floor)
+
+
+class IncrementalNeuralHashing(GrowingLayer):
+    """Slots with labels, 100 %-precision thresholds and activation counters (see module doc).
+
+    Args:
+        in_features: size of the (flattened) input representation.
+        n_classes: number of labels.
+        pooling: ``max`` or ``softmax`` (SoftMaxPool over a class's slots).
+        temperature: SoftMaxPool temperature.
+        training_thresholds: ``batch`` (computed on each batch, in the graph) or
+            ``running`` (the running averages, as at evaluation).
+        momentum: weight of a new batch threshold in the running average.
+        lr: step size of the slots' own SGD.
+        scale: initial logit scale (learnable).
+    """
+
+    def __init__(self, in_features: int, n_classes: int, pooling: str = "max",
+                 temperature: float = 0.1, training_thresholds: str = "batch",
+                 momentum: float = 0.1, lr: float = 0.05, scale: float = 10.0) -> None:
+        super().__init__()
+        if pooling not in ("max", "softmax"):
+            raise ValueError(f"pooling must be 'max' or 'softmax', got {pooling!r}")
+        if training_thresholds not in ("batch", "running"):
+            raise ValueError(f"training_thresholds must be 'batch' or 'running', "
+                             f"got {training_thresholds!r}")
+        self.in_features = in_features
+        self.n_classes = n_classes
+        self.pooling = pooling
+        self.temperature = temperature
+        self.training_thresholds = training_thresholds
+        self.momentum = momentum
+        self.lr = lr
+        self.weight = nn.Parameter(torch.empty(0, in_features))
+        self.scale = nn.Parameter(torch.tensor(float(scale)))
+        self.register_buffer("slot_labels", torch.empty(0, dtype=torch.long))
+        self.register_buffer("thresholds", torch.empty(0))
+        self.register_buffer("activations", torch.empty(0, dtype=torch.long))
+        self.targets: torch.Tensor | None = None
+        self.slots_added = 0
+
+    # -- the hooks the training loop calls -------------------------------------------
+    def set_targets(self, labels: torch.Tensor | None) -> None:
+        self.targets = labels
+
+    def owned_parameters(self) -> list[nn.Parameter]:
+        return [self.weight]
+
+    @torch.no_grad()
+    def sgd_step(self) -> None:
+        if self.weight.grad is not None:
+            self.weight.add_(self.weight.grad, alpha=-self.lr)
+            self.weight.grad = None
+        self.weight.copy_(F.normalize(self.weight, dim=1))
+
+    @torch.no_grad()
+    def end_epoch(self) -> int:
+        """Remove the slots that matched nothing this epoch; return how many went."""
+        keep = self.activations > 0
+        removed = int((~keep).sum())
+        if removed:
+            self._set_slots(self.weight[keep], self.slot_labels[keep], self.thresholds[keep])
+        self.activations.zero_()
+        return removed
+
+    # -- forward ------------------------------------------------------------------------
+    @property
+    def n_slots(self) -> int:
+        return self.weight.shape[0]
+
+    def n_units(self) -> int:
+        return self.n_slots
+
+    def slots_per_class(self) -> torch.Tensor:
+        return torch.bincount(self.slot_labels, minlength=self.n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits ``(batch, n_classes)`` for inputs ``(batch, in_features)`` (or images)."""
+        x = self._flatten(x)
+        unit = F.normalize(x, dim=1)
+        labels = self.targets if self.training else None
+        if labels is not None:
+            self._check_labels(labels, x)
+            self._grow(unit.detach(), labels)
+        similarity = unit @ self.weight.t()
+        if labels is not None and self.training_thresholds == "batch":
+            thresholds = precision_thresholds(similarity, self.slot_labels, labels)
+        else:
+            thresholds = self.thresholds
+        margins = similarity - thresholds
+        if labels is not None:
+            self._update_statistics(similarity.detach(), margins.detach(), labels)
+        temperature = self.temperature if self.pooling == "softmax" else None
+        return self.scale * pool_by_class(margins, self.slot_labels, self.n_classes, temperature)
+
+    @torch.no_grad()
+    def best_margin(self, x: torch.Tensor) -> torch.Tensor:
+        """Each input's highest margin over all slots (< 0: no slot matches: flagged)."""
+        unit = F.normalize(self._flatten(x), dim=1)
+        if self.n_slots == 0:
+            return torch.full((x.shape[0],), EMPTY_CLASS_SCORE, device=x.device)
+        return (unit @ self.weight.t() - self.thresholds).max(dim=1).values
+
+    @torch.no_grad()
+    def add_slots(self, x: torch.Tensor, labels: torch.Tensor,
+                  reference: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Cover the given labelled inputs with the fewest new slots; return their indices.
+
+        Candidates are the inputs themselves; thresholds keep 100 % precision on
+        ``reference`` (inputs, labels; default: the given ones). Used by growth during
+        training and by the continual "slot update" evaluation.
+        """
+        unit = F.normalize(self._flatten(x), dim=1)
+        ref_unit, ref_labels = (unit, labels) if reference is None else (
+            F.normalize(self._flatten(reference[0]), dim=1), reference[1])
+        thresholds = precision_thresholds(ref_unit @ unit.t(), labels, ref_labels)
+        similarity = unit @ unit.t()  # (candidate, example)
+        coverage = (similarity >= thresholds.view(-1, 1)) & (labels.view(-1, 1) == labels.view(1, -1))
+        chosen = greedy_set_cover(coverage)
+        first = self.n_slots
+        self._set_slots(torch.cat([self.weight.detach(), unit[chosen]]),
+                        torch.cat([self.slot_labels, labels[chosen]]),
+                        torch.cat([self.thresholds, thresholds[chosen]]))
+        self.slots_added += int(chosen.numel())
+        return torch.arange(first, self.n_slots, device=x.device)
+
+    # -- internals ------------------------------------------------------------------------
+    def _flatten(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1) if x.dim() > 2 else x
+        if x.dim() != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"IncrementalNeuralHashing expects (batch, {self.in_features}) "
+                             f"features, got shape {tuple(x.shape)}")
+        return x
+
+    def _check_labels(self, labels: torch.Tensor, x: torch.Tensor) -> None:
+        if labels.shape != (x.shape[0],) or labels.dtype != torch.long:
+            raise ValueError(f"labels must be int64 of shape ({x.shape[0]},), got "
+                             f"{labels.dtype} {tuple(labels.shape)}")
+
+    @torch.no_grad()
+    def _grow(self, unit: torch.Tensor, labels: torch.Tensor) -> None:
+        """Append slots for the examples no slot of their own class matches."""
+        if self.n_slots:
+            similarity = unit @ self.weight.t()
+            thresholds = (precision_thresholds(similarity, self.slot_labels, labels)
+                          if self.training_thresholds == "batch" else self.thresholds)
+            own = labels.view(-1, 1) == self.slot_labels.view(1, -1)
+            matched = ((similarity >= thresholds) & own).any(dim=1)
+        else:
+            matched = torch.zeros_like(labels, dtype=torch.bool)
+        if matched.all():
+            return
+        self.add_slots(unit[~matched], labels[~matched], reference=(unit, labels))
+
+    @torch.no_grad()
+    def _update_statistics(self, similarity: torch.Tensor, margins: torch.Tensor,
+                           labels: torch.Tensor) -> None:
+        batch_thresholds = precision_thresholds(similarity, self.slot_labels, labels)
+        self.thresholds.lerp_(batch_thresholds, self.momentum)
+        self.activations += (margins >= 0).sum(dim=0)
+
+    def _set_slots(self, weight: torch.Tensor, slot_labels: torch.Tensor,
+                   thresholds: torch.Tensor) -> None:
+        self.weight = nn.Parameter(weight.contiguous())
+        self.slot_labels = slot_labels
+        self.thresholds = thresholds.to(self.thresholds.dtype)
+        grown = slot_labels.shape[0] - self.activations.shape[0]
+        if grown >= 0:
+            self.activations = torch.cat([self.activations,
+                                          self.activations.new_zeros(grown)])
+        else:  # pruned: counters of kept slots were reset by end_epoch
+            self.activations = self.activations.new_zeros(slot_labels.shape[0])
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Take the slot count of the checkpoint (a grown layer reloads intact)."""
+        key = prefix + "weight"
+        if key in state_dict:
+            n = state_dict[key].shape[0]
+            self._set_slots(self.weight.new_empty(n, self.in_features),
+                            self.slot_labels.new_empty(n), self.thresholds.new_empty(n))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, n_classes={self.n_classes}, "
+                f"slots={self.n_slots}, pooling={self.pooling}, "
+                f"training_thresholds={self.training_thresholds}")
