@@ -1,5 +1,7 @@
-"""Explanations computed from a model and tensors: input-space gradients."""
+"""Explanations computed from a model and tensors: input-space gradients, also on noise."""
 
 from whitebox.explain.gradients import class_gradients, to_display
+from whitebox.explain.noise import gaussian_noise, slot_similarity, unit_activations, unit_gradients_on_noise
 
-__all__ = ["class_gradients", "to_display"]
+__all__ = ["class_gradients", "gaussian_noise", "slot_similarity", "to_display", "unit_activations",
+           "unit_gradients_on_noise"]

@@ -37,7 +37,8 @@ def image_grid(images: torch.Tensor, ncols: int, pad: int = 1, group_size: int =
     return canvas
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    """Write ``fig`` as PNG atomically and close it."""
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight"))
     plt.close(fig)
 
@@ -56,7 +57,7 @@ def save_gradient_figure(images: torch.Tensor, gradients: torch.Tensor, class_na
         ax.imshow(image_grid(panel, ncols=ncols), interpolation="nearest")
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def save_filter_grid(weight: torch.Tensor, path: Path, group_size: int = 1,
@@ -79,4 +80,4 @@ def save_filter_grid(weight: torch.Tensor, path: Path, group_size: int = 1,
     ax.imshow(canvas, interpolation="nearest")
     ax.set_title(title, fontsize=9)
     ax.axis("off")
-    _save(fig, path)
+    save_figure(fig, path)

@@ -1,0 +1,72 @@
+"""Line plots: the continual "accuracy vs number of new slots" curve of INH."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from whitebox.figures.grids import save_figure  # noqa: E402
+
+HELD_OUT_KEYS = ("accuracy_heldout", "accuracy_held_out")  # both spellings are accepted
+
+
+def save_slot_update_curve(curve: dict, path: Path,
+                           anchor: float | tuple[str, float] | None = None) -> None:
+    """Accuracy (%) on the update half and on the held-out half vs new slots added.
+
+    ``curve`` is ``{"new_slots": [0, 1, ...], "accuracy_update": [...],
+    "accuracy_heldout": [...]}`` (or ``"accuracy_held_out"``, as the slot-update
+    evaluation writes it) with accuracies in percent; the first point is the model before
+    the update, the last one after it (both are marked with their values). ``anchor``
+    draws a dashed reference line: a percentage, or ``(label, percentage)``
+    (e.g. ``("anchor 97.8 %", 97.8)``).
+    """
+    held_out_key = next((key for key in HELD_OUT_KEYS if key in curve), None)
+    missing = [key for key in ("new_slots", "accuracy_update") if key not in curve]
+    missing += [] if held_out_key else [HELD_OUT_KEYS[0]]
+    if missing:
+        raise ValueError(f"slot-update curve lacks {', '.join(missing)}; expected keys "
+                         f"new_slots, accuracy_update, accuracy_heldout")
+    x = list(curve["new_slots"])
+    lines = [("update half", curve["accuracy_update"], "tab:blue", "o"),
+             ("held-out half", curve[held_out_key], "tab:orange", "s")]
+    for name, values, _, _ in lines:
+        if len(values) != len(x) or not x:
+            raise ValueError(f"slot-update curve: {len(values)} accuracies for {name} but "
+                             f"{len(x)} slot counts")
+    fig, ax = plt.subplots(figsize=(3.4, 2.5))
+    markevery = None if len(x) <= 30 else 0.08  # dense curves: evenly spaced markers
+    for name, values, colour, marker in lines:
+        ax.plot(x, values, color=colour, marker=marker, markersize=3, markevery=markevery,
+                linewidth=1.4, label=name)
+    ends = [(0, "before", "left")] + ([(-1, "after", "right")] if len(x) > 1 else [])
+    for index, tag, align in ends:
+        ends_here = [values[index] for _, values, _, _ in lines]
+        for (_, values, colour, marker), other in zip(lines, ends_here[::-1], strict=True):
+            value = values[index]
+            above = value > other or (value == other and colour == lines[0][2])
+            ax.plot([x[index]], [value], marker=marker, color=colour, markersize=6,
+                    markeredgecolor="black", linestyle="none", zorder=3, clip_on=False)
+            ax.annotate(f"{tag}: {value:.1f}", (x[index], value),
+                        xytext=(4 if align == "left" else -4, 5 if above else -5),
+                        textcoords="offset points", ha=align, va="bottom" if above else "top",
+                        fontsize=7, color=colour, zorder=4,
+                        bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
+    if anchor is not None:
+        label, level = anchor if isinstance(anchor, tuple) else (f"anchor {anchor:.1f} %", anchor)
+        ax.axhline(level, color="grey", linestyle="--", linewidth=1.0, label=label)
+    ax.set_xlabel("new slots added", fontsize=8)
+    ax.set_ylabel("accuracy (%)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.margins(x=0.03, y=0.15)
+    ax.grid(alpha=0.3, linewidth=0.5)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(fontsize=7, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2,
+              columnspacing=1.0, handlelength=1.8)
+    save_figure(fig, path)
