@@ -32,6 +32,7 @@ shell.prefix(
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/paper.smk"
 
@@ -43,6 +44,7 @@ wildcard_constraints:
     dataset="|".join(config["datasets"]),
     experiment=r"[^/]+",
     seed=r"\d+",
+    evaluation="slot_update|ood|attacks|class_incremental",
 
 
 # Cheap or network-bound steps run on the submit host, not as cluster jobs.

@@ -24,7 +24,7 @@ def test_repository_config_is_valid_and_defaults_are_filled(config):
     training = config["experiments"]["directional"]["training"]
     assert training["label_smoothing"] == 0 and training["schedule"] == "constant"
     assert training["optimizer"]["weight_decay"] == 0
-    assert base_datasets(config) == ["cifar10"]
+    assert base_datasets(config) == ["cifar10", "mnist"]
 
 
 def test_spec_resolves_subset_and_base(config):

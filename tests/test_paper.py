@@ -17,12 +17,14 @@ from PIL import Image
 from tests.conftest import REPO, require
 from whitebox.paper import (
     PaperInputError,
+    aggregate,
     build_context,
     format_pct,
     latex_environment,
     latex_escape,
     render_paper,
 )
+from whitebox.paper.latex import format_stat
 
 TEMPLATES = REPO / "paper" / "templates"
 
@@ -272,3 +274,342 @@ def test_main_tex_types_no_result_numbers():
     body = (REPO / "paper" / "main.tex").read_text().split("\\begin{document}")[1]
     prose = "\n".join(re.sub(r"(?<!\\)%.*", "", line) for line in body.splitlines())
     assert not re.findall(r"\d+\.\d+|\d+\s*\\%", prose)
+
+
+# -- Incremental Neural Hashing: slots, evaluation files, the INH tables -----------------
+MNIST_CLASSES = [str(digit) for digit in range(10)]
+# inh_mnist: accuracy 97.0 / 98.0 (mean 97.5), slots 990 / 1010 (mean 1000, std 14.142)
+INH_ACCURACY = {0: 97.0, 1: 98.0}
+INH_SLOTS = {0: 990, 1: 1010}
+MLP_ACCURACY = {0: 98.1, 1: 98.3}
+
+
+def mnist_record(experiment: str, seed: int, accuracy: float, source: dict, *,
+                 slots: int | None = None, reported: dict | None = None,
+                 figures: dict | None = None, evaluations: list | None = None,
+                 classes: list[str] | None = None) -> dict:
+    """A metrics.json of an MNIST-like run; INH runs carry ``slots`` and ``compression``."""
+    classes = classes or MNIST_CLASSES
+    train_images = 6000 * len(classes)
+    record = metrics_record("conj_disj", seed, accuracy, source)
+    record.update({
+        "experiment": experiment, "dataset": "mnist" if len(classes) == 10 else "mnist04",
+        "per_class_accuracy": {name: accuracy for name in classes}, "classes": classes,
+        "train_images": train_images, "test_images": 1000 * len(classes),
+        "n_parameters": 784 * (slots or 1000) + 1, "config_hash": f"{experiment[:6]}cafe",
+    })
+    if slots is not None:
+        record.update(slots=slots, compression=round(train_images / slots, 2))
+    record["spec"] = {
+        **record["spec"], "name": experiment, "dataset": record["dataset"],
+        "base_dataset": "mnist", "model": "inh" if slots is not None else "mlp",
+        "model_args": {"lr": 3.0} if slots is not None else {},
+        "title": {"inh_mnist": "Incremental Neural Hashing", "mlp_mnist": "MLP baseline",
+                  "inh_mnist04": "INH, digits 0-4"}[experiment],
+        "log_entry": "11.11.2024 -- 30.12.2024", "reported": reported or {},
+        "figures": figures or {}, "evaluations": evaluations or [],
+    }
+    return record
+
+
+def evaluation_record(kind: str, experiment: str, seed: int, result: dict) -> dict:
+    return {"evaluation": kind, "experiment": experiment, "seed": seed,
+            "config_hash": f"{experiment[:6]}cafe", "git_commit": "0123456789ab",
+            "result": result}
+
+
+def slot_update_result(seed: int) -> dict:
+    """``revealed`` lowers both halves' accuracy; ``revealed+predicted`` keeps held-out."""
+    def protocol(name: str, new_slots: int, update_after: float, held_after: float) -> dict:
+        return {
+            "seed": seed, "reference": name, "n_update": 5000, "n_held_out": 5000,
+            "slots_before": INH_SLOTS[seed], "slots_after": INH_SLOTS[seed] + new_slots,
+            "new_slots": new_slots, "labels_revealed": 40 + seed,
+            "update": {"before": {"accuracy": 97.0 + seed, "unmatched": 40 + seed,
+                                  "unmatched_pct": 0.8},
+                       "after": {"accuracy": update_after, "unmatched": 0, "unmatched_pct": 0.0}},
+            "held_out": {"before": {"accuracy": 97.2, "unmatched": 38, "unmatched_pct": 0.76},
+                         "after": {"accuracy": held_after, "unmatched": 20 + seed,
+                                   "unmatched_pct": 0.4}},
+            "revealed": {"n": 40 + seed, "covered": 40 + seed, "accuracy_before": 20.0,
+                         "accuracy_after": 100.0},
+            # curves of different lengths in different seeds: dropped by the aggregation
+            "curve": {"new_slots": list(range(new_slots + 1)),
+                      "accuracy_update": [97.0] * (new_slots + 1),
+                      "accuracy_held_out": [97.2] * (new_slots + 1)},
+        }
+    return {"revealed": protocol("revealed", 30 + seed, 95.0 + seed, 96.2),
+            "revealed+predicted": protocol("revealed+predicted", 35 + seed, 98.0 + seed, 97.2)}
+
+
+def ood_result(seed: int) -> dict:
+    return {"in_distribution": {"n": 10000, "unmatched": 2.0 + seed, "mean_margin": 0.1},
+            "sets": {"gaussian_noise": {"n": 10000, "unmatched": 100.0, "mean_margin": -0.1,
+                                        "auroc": 99.0 + seed},
+                     "cifar10_grey_crops": {"n": 10000, "unmatched": 40.0 + 2 * seed,
+                                            "mean_margin": 0.01, "auroc": 80.0 + 2 * seed}}}
+
+
+def attacks_result(seed: int, flagging: bool) -> dict:
+    def scores(accuracy: float, flagged: float) -> dict:
+        if not flagging:
+            return {"accuracy": accuracy}
+        return {"accuracy": accuracy, "flagged": flagged,
+                "accuracy_with_abstention": accuracy + flagged,
+                "wrong_unflagged": 100.0 - accuracy - flagged,
+                "accuracy_unflagged": None if flagged == 100.0 else accuracy}
+    return {"n": 1000, "steps": 40, "step_size": "2.5 * eps / steps", "seed": seed,
+            "flagging": flagging, "clean": scores(97.0 + seed, 2.0),
+            "attacks": [{"eps": eps, **scores(10.0 / (i + 1) + seed, 30.0 + i)}
+                        for i, eps in enumerate((0.1, 0.2, 0.3))],
+            "n_images": 1000}
+
+
+def class_incremental_result(seed: int) -> dict:
+    return {"seen": {"n": 5000, "unmatched": 3.0, "mean_margin": 0.1},
+            "unseen": {"n": 5000, "unmatched": 64.0, "mean_margin": -0.05},
+            "auroc": 91.5, "seen_accuracy": 99.1,
+            "seen_classes": MNIST_CLASSES[:5], "unseen_classes": MNIST_CLASSES[5:]}
+
+
+def write_json(path: Path, record: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return path
+
+
+def write_inh_results(root: Path, source: dict | None = None) -> tuple[list[Path], dict]:
+    """Fake INH-stage results under ``root/results/mnist*``: inh_mnist (2 seeds: slots,
+    slot_update, ood, attacks; the anchor 998 slots / 97.8 %), mlp_mnist (2 seeds:
+    attacks; no reported number) and inh_mnist04 (1 seed: class_incremental)."""
+    source = source or {"source": "torchvision"}
+    paths = []
+    inh_figures = {"slots": {"max_per_class": 12}, "slot_update": {},
+                   "noise_gradients": {"layer": "net.inh", "units": [0, 1, 2, 3],
+                                       "n_samples": 6}}
+    for seed in (0, 1):
+        run = root / "results" / "mnist" / "inh_mnist" / f"seed{seed}"
+        paths.append(write_json(run / "metrics.json", mnist_record(
+            "inh_mnist", seed, INH_ACCURACY[seed], source, slots=INH_SLOTS[seed],
+            reported={"test_accuracy": 97.8, "slots": 998}, figures=inh_figures,
+            evaluations=["slot_update", "ood", "attacks"])))
+        write_json(run / "slot_update.json",
+                   evaluation_record("slot_update", "inh_mnist", seed, slot_update_result(seed)))
+        write_json(run / "ood.json", evaluation_record("ood", "inh_mnist", seed, ood_result(seed)))
+        write_json(run / "attacks.json",
+                   evaluation_record("attacks", "inh_mnist", seed, attacks_result(seed, True)))
+        run = root / "results" / "mnist" / "mlp_mnist" / f"seed{seed}"
+        paths.append(write_json(run / "metrics.json", mnist_record(
+            "mlp_mnist", seed, MLP_ACCURACY[seed], source, evaluations=["attacks"])))
+        write_json(run / "attacks.json",
+                   evaluation_record("attacks", "mlp_mnist", seed, attacks_result(seed, False)))
+    run = root / "results" / "mnist04" / "inh_mnist04" / "seed0"
+    paths.append(write_json(run / "metrics.json", mnist_record(
+        "inh_mnist04", 0, 99.1, source, slots=400, evaluations=["class_incremental"],
+        classes=MNIST_CLASSES[:5])))
+    write_json(run / "class_incremental.json", evaluation_record(
+        "class_incremental", "inh_mnist04", 0, class_incremental_result(0)))
+    figures = {"inh_mnist": {
+        "slots": write_png(root / "results" / "mnist" / "inh_mnist_slots.png", (240, 200),
+                           (90, 90, 90)),
+        "slot_update": write_png(root / "results" / "mnist" / "inh_mnist_slot_update.png",
+                                 (120, 100), (30, 90, 160)),
+        "noise_gradients": write_png(root / "results" / "mnist" / "inh_mnist_noise_gradients.png",
+                                     (240, 110), (150, 150, 150)),
+    }}
+    return paths, figures
+
+
+@pytest.fixture
+def inh_results(tmp_path: Path) -> tuple[list[Path], dict]:
+    return write_inh_results(tmp_path)
+
+
+def by_name(context: dict, name: str) -> dict:
+    return next(e for e in context["experiments"] if e["name"] == name)
+
+
+def test_inh_runs_carry_slots_and_compression_over_seeds(tmp_path, inh_results):
+    paths, figures = inh_results
+    context = build_context(paths, figures, tmp_path / "paper")
+    inh, mlp = by_name(context, "inh_mnist"), by_name(context, "mlp_mnist")
+    assert inh["is_inh"] and not mlp["is_inh"]
+    assert inh["slots"]["mean"] == pytest.approx(1000.0)
+    assert inh["slots"]["std"] == pytest.approx(14.142136, abs=1e-5)
+    assert inh["compression"]["mean"] == pytest.approx((60.61 + 59.41) / 2)
+    assert inh["reported_slots"] == 998.0 and inh["reported"] == 97.8
+    assert inh["n_parameters_vary"] and inh["n_parameters"] == 784 * 1000 + 1
+    assert mlp["slots"] is None and mlp["compression"] is None and mlp["reported"] is None
+    assert [e["name"] for e in context["inh_experiments"]] == ["inh_mnist", "inh_mnist04"]
+    assert [e["name"] for e in context["inh_table_experiments"]] == [
+        "inh_mnist", "mlp_mnist", "inh_mnist04"]
+    (anchor,) = context["anchors"]
+    assert anchor["slots_difference"] == pytest.approx(2.0)
+    assert anchor["within_slots"] is False and anchor["accuracy_reached"] is False
+    assert inh["figures"] == {
+        "slots": "../results/mnist/inh_mnist_slots.png",
+        "slot_update": "../results/mnist/inh_mnist_slot_update.png",
+        "noise_gradients": "../results/mnist/inh_mnist_noise_gradients.png",
+    }
+    assert inh["figure_spec"]["slot_update"]["protocol"] == "revealed+predicted"
+    assert [e["name"] for e in context["inh_figure_experiments"]] == ["inh_mnist"]
+    assert context["main_figure_experiments"] == []
+
+
+def test_evaluations_are_aggregated_over_seeds(tmp_path, inh_results):
+    paths, figures = inh_results
+    context = build_context(paths, figures, tmp_path / "paper")
+    evaluations = by_name(context, "inh_mnist")["evaluations"]
+    assert sorted(evaluations) == ["attacks", "ood", "slot_update"]
+
+    revealed, predicted = evaluations["slot_update"]["protocols"]
+    assert (revealed["name"], predicted["name"]) == ("revealed", "revealed+predicted")
+    assert evaluations["slot_update"]["seeds"] == [0, 1]
+    assert revealed["new_slots"]["mean"] == pytest.approx(30.5)
+    assert revealed["new_slots"]["std"] == pytest.approx(0.707107, abs=1e-5)
+    assert revealed["update_half"]["before"]["accuracy"]["mean"] == pytest.approx(97.5)
+    assert revealed["update_half"]["after"]["accuracy"]["mean"] == pytest.approx(95.5)
+    assert predicted["held_out"]["after"]["accuracy"]["std"] == 0.0
+    assert revealed["held_out"]["after"]["unmatched"]["per_seed"] == [20, 21]
+    assert predicted["plotted"] and not revealed["plotted"]
+
+    ood = evaluations["ood"]
+    assert ood["in_distribution"]["unmatched"]["mean"] == pytest.approx(2.5)
+    assert [s["label"] for s in ood["sets"]] == ["Gaussian noise", "CIFAR-10 greyscale crops"]
+    assert ood["sets"][1]["auroc"]["mean"] == pytest.approx(81.0)
+
+    pgd = context["pgd"]
+    assert [x["name"] for x in pgd["experiments"]] == ["inh_mnist", "mlp_mnist"]
+    assert [x["flagging"] for x in pgd["experiments"]] == [True, False]
+    assert [row["eps"] for row in pgd["rows"]] == [None, 0.1, 0.2, 0.3]
+    inh_cell, mlp_cell = pgd["rows"][2]["cells"]
+    assert inh_cell["accuracy"]["mean"] == pytest.approx(5.5)
+    assert inh_cell["flagged"]["mean"] == pytest.approx(31.0)
+    assert mlp_cell["flagged"] is None and mlp_cell["accuracy"]["mean"] == pytest.approx(5.5)
+
+    (incremental,) = context["class_incremental_experiments"]
+    summary = incremental["evaluations"]["class_incremental"]
+    assert summary["n_seeds"] == 1 and summary["auroc"]["mean"] == 91.5
+    assert summary["unseen_classes"] == MNIST_CLASSES[5:]
+
+
+def test_slot_update_drops_are_listed(tmp_path, inh_results):
+    paths, figures = inh_results
+    context = build_context(paths, figures, tmp_path / "paper")
+    drops = [(d["protocol"], d["half"]) for d in context["slot_update_drops"]]
+    assert drops == [("revealed", "update half"), ("revealed", "held-out half")]
+    assert context["slot_update_drops"][1]["change"] == pytest.approx(-1.0)
+
+
+def test_missing_evaluation_files_are_simply_absent(tmp_path, inh_results):
+    paths, figures = inh_results
+    mnist = tmp_path / "results" / "mnist"
+    (mnist / "inh_mnist" / "seed1" / "ood.json").unlink()
+    for seed in (0, 1):
+        (mnist / "inh_mnist" / f"seed{seed}" / "attacks.json").unlink()
+    context = build_context(paths, figures, tmp_path / "paper")
+    evaluations = by_name(context, "inh_mnist")["evaluations"]
+    assert "attacks" not in evaluations
+    assert evaluations["ood"]["seeds"] == [0] and evaluations["ood"]["n_seeds"] == 1
+    assert evaluations["ood"]["in_distribution"]["unmatched"]["std"] == 0.0
+    assert [x["name"] for x in context["pgd"]["experiments"]] == ["mlp_mnist"]
+    render_paper(TEMPLATES, tmp_path / "generated", context)
+
+
+def test_runs_without_any_evaluation_render_without_inh_tables(tmp_path, results):
+    paths, figures = results
+    context = build_context(paths, figures, tmp_path / "paper")
+    assert context["inh_table_experiments"] == [] and context["pgd"]["experiments"] == []
+    assert all(e["evaluations"] == {} and e["slots"] is None for e in context["experiments"])
+    render_paper(TEMPLATES, tmp_path / "generated", context)
+    assert "no results of the Incremental Neural Hashing stage" in (
+        tmp_path / "generated" / "inh.tex").read_text()
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("config_hash", "ffffffffffff", "stale"),
+    ("seed", 7, "misplaced"),
+    ("evaluation", "attacks", "misplaced"),
+])
+def test_evaluation_file_of_another_run_is_rejected(tmp_path, inh_results, key, value, message):
+    paths, figures = inh_results
+    path = tmp_path / "results" / "mnist" / "inh_mnist" / "seed0" / "ood.json"
+    record = json.loads(path.read_text())
+    record[key] = value
+    path.write_text(json.dumps(record))
+    with pytest.raises(PaperInputError, match=message) as error:
+        build_context(paths, figures, tmp_path / "paper")
+    assert "\n" not in str(error.value)
+
+
+def test_corrupt_evaluation_file_is_one_clear_line(tmp_path, inh_results):
+    paths, figures = inh_results
+    (tmp_path / "results" / "mnist" / "inh_mnist" / "seed1" / "slot_update.json").write_text("{")
+    with pytest.raises(PaperInputError, match="not valid JSON"):
+        build_context(paths, figures, tmp_path / "paper")
+
+
+def test_aggregate_summarises_numbers_and_keeps_agreeing_values():
+    merged = aggregate([
+        {"x": 1, "name": "a", "flag": True, "curve": [1, 2], "rows": [{"v": 1.0}],
+         "maybe": None},
+        {"x": 3, "name": "a", "flag": False, "curve": [1, 2, 3], "rows": [{"v": 2.0}],
+         "maybe": 4.0},
+    ])
+    assert merged["x"]["mean"] == 2.0 and merged["x"]["std"] == pytest.approx(1.414214, abs=1e-6)
+    assert merged["x"]["n"] == 2 and merged["x"]["per_seed"] == [1, 3]
+    assert merged["name"] == "a" and merged["flag"] is None and merged["curve"] is None
+    assert merged["rows"][0]["v"]["mean"] == 1.5
+    assert merged["maybe"]["mean"] == 4.0 and merged["maybe"]["n"] == 1
+    with pytest.raises(PaperInputError, match="entries in different seeds"):
+        aggregate([{"rows": [{"v": 1}]}, {"rows": [{"v": 1}, {"v": 2}]}])
+    with pytest.raises(PaperInputError, match="different kinds"):
+        aggregate([{"x": 1}, {"x": "one"}])
+
+
+def test_format_stat_shows_spread_only_over_several_seeds():
+    assert format_stat({"mean": 97.54, "std": 0.26, "n": 2}) == "$97.5 \\pm 0.3$"
+    assert format_stat({"mean": 97.54, "std": 0.0, "n": 1}) == "97.5"
+    assert format_stat({"mean": 1000.0, "std": 14.14, "n": 2}, count=True) == "$1\\,000 \\pm 14.1$"
+    assert format_stat({"mean": 40.0, "std": 0.0, "n": 2}, count=True) == "40"
+    assert format_stat({"mean": None, "std": None, "n": 0}) == "--"
+    assert format_stat(None) == "--"
+
+
+def test_unknown_figure_kind_is_rejected(tmp_path, inh_results):
+    paths, figures = inh_results
+    figures["inh_mnist"]["heatmap"] = figures["inh_mnist"]["slots"]
+    with pytest.raises(PaperInputError, match="unknown figure kind.*heatmap"):
+        build_context(paths, figures, tmp_path / "paper")
+
+
+def test_inh_tables_show_slots_anchor_and_drops(tmp_path, inh_results):
+    paths, figures = inh_results
+    context = build_context(paths, figures, tmp_path / "paper")
+    render_paper(TEMPLATES, tmp_path / "generated", context)
+    inh = (tmp_path / "generated" / "inh.tex").read_text()
+    row = next(line for line in inh.splitlines() if "$1\\,000 \\pm 14.1$" in line)
+    assert "$60.0 \\pm 0.8$" in row and "$97.5 \\pm 0.7$" in row  # compression, accuracy
+    assert "998" in inh and "97.8" in inh  # the anchor, from `reported`
+    assert "\\textbf{drops} after the update in 2\ncases" in inh
+    assert "held-out half:\n    from $97.2 \\pm 0.0$ to $96.2 \\pm 0.0$~\\% ($-1.0$ points)" in inh
+    assert "falls by $1.0$ points\nwhen the new thresholds only respect the revealed" in inh
+    assert "\\label{tab:inh-slot-update}" in inh and "\\label{tab:inh-pgd}" in inh
+    assert "Gaussian noise" in inh and "unseen classes 5, 6, 7, 8, 9" in inh
+    results_table = (tmp_path / "generated" / "results_table.tex").read_text()
+    assert "1\\,000 slots" in results_table
+    discussion = (tmp_path / "generated" / "inh_discussion.tex").read_text()
+    assert "2 more" in discussion and "\\textbf{not met}" in discussion
+    figures_tex = (tmp_path / "generated" / "figures.tex").read_text()
+    assert "\\label{fig:InhMnist-slots}" in figures_tex
+    assert "protocol\n    \\texttt{revealed+predicted}" in figures_tex
+
+
+def test_paper_builds_with_inh_results(tmp_path, latexmk):
+    paths, figures = write_results(tmp_path)
+    inh_paths, inh_figures = write_inh_results(tmp_path)
+    context = build_context(paths + inh_paths, figures | inh_figures, tmp_path / "paper")
+    text = build_pdf(latexmk, tmp_path, context)
+    assert "Incremental Neural Hashing" in text
+    assert "97.5" in text and "998" in text and "97.8" in text and "98.2" in text
+    assert "revealed+predicted" in text and "AUROC" in text

@@ -83,3 +83,14 @@ def test_schedules():
     assert lr_factor("cosine", 10, 10) == pytest.approx(0.0)
     assert lr_factor("onecycle", 2, 10) == pytest.approx(1.0)
     assert lr_factor("onecycle", 6, 10) == pytest.approx(0.5)
+
+
+def test_translate_shifts_within_range_and_fills_zeros():
+    images = torch.zeros(50, 1, 7, 7)
+    images[:, :, 3, 3] = 1
+    out = augment_batch(images, ["translate"], torch.Generator().manual_seed(0))
+    positions = (out[:, 0] == 1).nonzero()[:, 1:]
+    assert positions.shape == (50, 2)  # the pixel survives every shift of at most 2
+    assert ((positions - 3).abs() <= 2).all()
+    assert len({tuple(p) for p in positions.tolist()}) > 10
+    assert out.sum() == 50

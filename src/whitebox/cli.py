@@ -32,6 +32,7 @@ def _train(args: argparse.Namespace) -> None:
     from whitebox.data import load_prepared, mean_std
     from whitebox.evaluation import accuracy_report, predict
     from whitebox.io import atomic_write, save_json, save_torch
+    from whitebox.layers.base import growing_layers
     from whitebox.models import build_classifier, model_names
     from whitebox.provenance import git_commit, library_versions
     from whitebox.training import TrainSettings, fit, resolve_device
@@ -70,6 +71,8 @@ def _train(args: argparse.Namespace) -> None:
     writer.writeheader()
     writer.writerows(asdict(r) for r in records)
     atomic_write(out / "train_log.csv", lambda tmp: tmp.write_text(table.getvalue()))
+    n_slots = sum(layer.n_units() for layer in growing_layers(model))  # INH: slots kept
+    slots = {"slots": n_slots, "compression": round(train_x.shape[0] / n_slots, 2)} if n_slots else {}
     save_json({
         "experiment": spec.name, "dataset": spec.dataset, "seed": args.seed,
         "test_accuracy": report["accuracy"], "per_class_accuracy": report["per_class"],
@@ -78,7 +81,7 @@ def _train(args: argparse.Namespace) -> None:
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "wall_time_s": round(wall_time, 3), "device": device.type, "device_name": device_name(device),
         "config_hash": spec.config_hash(), "git_commit": git_commit(), "versions": library_versions(),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "spec": asdict(spec),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **slots, "spec": asdict(spec),
     }, out / "metrics.json")
     checkpoint.unlink(missing_ok=True)
     print(f"{spec.name} seed {args.seed}: test accuracy {report['accuracy']:.2f} % "
@@ -119,6 +122,99 @@ def _filters(args: argparse.Namespace) -> None:
                           f"{', '.join(names)}") from None
     save_filter_grid(layer.weight, Path(args.out), group_size=args.group_size,
                      title=f"{state['spec']['title']}: {args.layer} filters")
+
+
+ATTACKED_IMAGES = 2000  # PGD on the first 2000 test images: 40 steps x 3 eps stay minutes on a CPU
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    import torch
+
+    from whitebox import evaluation
+    from whitebox.data import load_prepared
+    from whitebox.io import save_json
+    from whitebox.layers.base import growing_layers
+    from whitebox.provenance import git_commit
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, state = _load_trained(Path(args.model))
+    spec = state["spec"]
+    data = load_prepared(Path(args.data), spec["classes"])
+    images, labels = data.test.images, data.test.labels
+    is_inh = bool(growing_layers(model))
+    if args.kind != "attacks" and not is_inh:
+        raise ConfigError(f"evaluation '{args.kind}' needs an INH model; "
+                          f"experiment '{spec['name']}' uses '{spec['model']}'")
+    if args.kind == "slot_update":
+        result = {reference: evaluation.continual_slot_update(model, images, labels, seed=args.seed,
+                                                              reference=reference)
+                  for reference in ("revealed", "revealed+predicted")}
+    elif args.kind == "ood":
+        if not args.ood_data:
+            raise ConfigError("evaluation 'ood' needs --ood-data (prepared CIFAR-10 tensors)")
+        shape = tuple(images.shape[1:])
+        cifar = load_prepared(Path(args.ood_data)).test.images
+        out_sets = {"gaussian_noise": evaluation.gaussian_noise(len(images), shape, seed=args.seed),
+                    "uniform_noise": evaluation.uniform_noise(len(images), shape, seed=args.seed),
+                    "cifar10_grey_crops": evaluation.grey_crops(cifar, size=shape[-1], seed=args.seed)}
+        result = evaluation.ood_report(model, images, out_sets)
+    elif args.kind == "class_incremental":
+        everything = load_prepared(Path(args.data))
+        unseen = [name for name in everything.classes if name not in data.classes]
+        if not unseen:
+            raise ConfigError(f"experiment '{spec['name']}' trains on every class of its dataset; "
+                              "class_incremental needs a subset dataset")
+        result = evaluation.class_incremental_report(
+            model, images, everything.subset(unseen).test.images, seen_labels=labels)
+        result["seen_classes"], result["unseen_classes"] = data.classes, unseen
+    else:
+        result = evaluation.robustness_report(
+            model, images[:ATTACKED_IMAGES], labels[:ATTACKED_IMAGES], seed=args.seed,
+            flag_fn=evaluation.inh_flags(model) if is_inh else None)
+        result["n_images"] = min(ATTACKED_IMAGES, len(images))
+    save_json({"evaluation": args.kind, "experiment": spec["name"], "seed": args.seed,
+               "config_hash": ExperimentSpec(**spec).config_hash(), "git_commit": git_commit(),
+               "result": result}, Path(args.out))
+
+
+def _inh_layer(model):
+    from whitebox.layers import IncrementalNeuralHashing
+
+    layers = [m for m in model.modules() if isinstance(m, IncrementalNeuralHashing)]
+    if not layers:
+        raise ConfigError("this figure needs an INH model (model: inh)")
+    return layers[0]
+
+
+def _slots(args: argparse.Namespace) -> None:
+    from whitebox.figures import save_slot_figure
+
+    model, state = _load_trained(Path(args.model))
+    layer = _inh_layer(model)
+    shape = (len(state["mean"]), state["image_size"], state["image_size"])
+    save_slot_figure(layer.weight.detach(), layer.slot_labels, state["classes"], shape, Path(args.out),
+                     max_per_class=args.max_per_class)
+
+
+def _slot_update_curve(args: argparse.Namespace) -> None:
+    import json
+
+    from whitebox.figures import save_slot_update_curve
+
+    result = json.loads(Path(args.evaluation).read_text())["result"][args.protocol]
+    save_slot_update_curve(result["curve"], Path(args.out))
+
+
+def _noise_gradients(args: argparse.Namespace) -> None:
+    from whitebox.explain import unit_gradients_on_noise
+    from whitebox.figures import save_noise_gradient_figure
+
+    model, state = _load_trained(Path(args.model))
+    shape = (len(state["mean"]), state["image_size"], state["image_size"])
+    gradients = unit_gradients_on_noise(model, args.layer, args.units, args.n_samples, shape)
+    save_noise_gradient_figure(gradients, [f"{args.layer} unit {u}" for u in args.units], Path(args.out),
+                               title=f"{state['spec']['title']}: gradients on Gaussian noise")
 
 
 def _paper(args: argparse.Namespace) -> None:
@@ -170,6 +266,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group-size", type=int, default=1)
     p.add_argument("--out", required=True)
     p.set_defaults(run=_filters)
+
+    p = commands.add_parser("evaluate", help="an extra evaluation of a trained model -> JSON")
+    p.add_argument("--kind", required=True, choices=["slot_update", "ood", "attacks", "class_incremental"])
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True, help="prepared tensors of the model's base dataset")
+    p.add_argument("--ood-data", default=None, help="prepared CIFAR-10 tensors (for --kind ood)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=_evaluate)
+
+    p = commands.add_parser("slots", help="INH slots as images, grouped by class")
+    p.add_argument("--model", required=True)
+    p.add_argument("--max-per-class", type=int, default=12)
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=_slots)
+
+    p = commands.add_parser("slot-update-curve", help="accuracy vs new slots of a slot update")
+    p.add_argument("--evaluation", required=True, help="slot_update.json")
+    p.add_argument("--protocol", default="revealed+predicted", choices=["revealed", "revealed+predicted"])
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=_slot_update_curve)
+
+    p = commands.add_parser("noise-gradients", help="gradients of a layer's units on Gaussian noise")
+    p.add_argument("--model", required=True)
+    p.add_argument("--layer", required=True, help="submodule name, e.g. net.conv2 or net.inh")
+    p.add_argument("--units", type=int, nargs="+", required=True)
+    p.add_argument("--n-samples", type=int, default=6)
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=_noise_gradients)
 
     p = commands.add_parser("paper", help="render paper templates from result files")
     p.add_argument("--metrics", nargs="+", required=True)

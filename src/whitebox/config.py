@@ -123,6 +123,7 @@ class ExperimentSpec:
     log_entry: str = ""
     reported: dict = field(default_factory=dict)
     figures: dict = field(default_factory=dict)
+    evaluations: list = field(default_factory=list)
     gpu: bool = False
 
     def to_json(self) -> str:
@@ -133,8 +134,9 @@ class ExperimentSpec:
         return cls(**json.loads(text))
 
     def config_hash(self) -> str:
-        """Hash of the training-relevant part (display fields excluded), first 12 hex digits."""
-        relevant = {k: v for k, v in asdict(self).items() if k not in ("title", "figures")}
+        """Hash of what decides training (titles, figures, evaluations excluded), 12 hex digits."""
+        display = ("title", "figures", "evaluations")
+        relevant = {k: v for k, v in asdict(self).items() if k not in display}
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
@@ -160,5 +162,6 @@ def experiment_spec(config: dict, name: str) -> ExperimentSpec:
         log_entry=entry.get("log_entry", ""),
         reported=copy.deepcopy(entry.get("reported", {})),
         figures=copy.deepcopy(entry.get("figures", {})),
+        evaluations=list(entry.get("evaluations", [])),
         gpu=bool(entry.get("gpu", False)),
     )

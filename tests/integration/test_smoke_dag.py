@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import require
 from tests.integration.workspace import make_workspace, snakemake
+from whitebox.config import load_config
 from whitebox.paper import format_pct
 
 pytestmark = pytest.mark.slow
@@ -60,7 +61,8 @@ def test_pdf_shows_the_accuracies_from_metrics(smoke_run):
     text = text.replace("\u2212", "-")
     assert "SMOKE RUN" in text
     metrics = [json.loads(p.read_text()) for p in smoke_run.glob("results/*/*/seed*/metrics.json")]
-    assert len(metrics) == 4  # two experiments x two seeds
+    experiments = load_config(smoke_run / "config.yaml")["experiments"]
+    assert len(metrics) == 2 * len(experiments)  # two seeds each
     by_experiment: dict[str, list[float]] = {}
     for m in metrics:
         by_experiment.setdefault(m["experiment"], []).append(m["test_accuracy"])
@@ -70,14 +72,18 @@ def test_pdf_shows_the_accuracies_from_metrics(smoke_run):
         assert re.search(rf"{re.escape(format_pct(mean))}\s*±", text), (format_pct(mean), text)
 
 
-def test_every_run_and_figure_is_written(smoke_run):
-    for experiment in ("conj_disj", "directional"):
+def test_every_run_evaluation_and_figure_is_written(smoke_run):
+    config = load_config(smoke_run / "config.yaml")
+    for name, entry in config["experiments"].items():
         for seed in (0, 1):
-            run = smoke_run / "results" / "cifar2" / experiment / f"seed{seed}"
-            assert {p.name for p in run.iterdir()} == {"model.pt", "train_log.csv", "metrics.json"}
+            run = smoke_run / "results" / entry["dataset"] / name / f"seed{seed}"
+            expected = {"model.pt", "train_log.csv", "metrics.json"}
+            expected |= {f"{evaluation}.json" for evaluation in entry["evaluations"]}
+            assert {p.name for p in run.iterdir()} == expected
             assert len((run / "train_log.csv").read_text().splitlines()) == 1 + 2  # header + epochs
-        for kind in ("gradients", "filters"):
-            assert (smoke_run / "results" / "cifar2" / f"{experiment}_{kind}.png").stat().st_size > 1000
+        for kind in entry["figures"]:
+            png = smoke_run / "results" / entry["dataset"] / f"{name}_{kind}.png"
+            assert png.stat().st_size > 1000
 
 
 def test_rerun_is_a_no_op(smoke_run):

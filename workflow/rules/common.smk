@@ -1,6 +1,7 @@
 # Helpers shared by all rules (specs of experiments and the paths they imply).
 
 import json
+import re
 import shlex
 
 from whitebox.config import experiment_spec
@@ -8,6 +9,11 @@ from whitebox.config import experiment_spec
 WHITEBOX_SRC = Path(workflow.basedir) / "src" / "whitebox"
 # Modules every command may import (the CLI, config, file helpers, provenance).
 CORE_SOURCES = ["__init__.py", "__main__.py", "cli.py", "config.py", "io.py", "provenance.py"]
+
+
+# Figure file names end in _<kind>.png, so a figure rule must match an experiment's exact
+# name ("inh_mnist_noise_gradients.png" is inh_mnist's noise_gradients, not a gradients figure).
+EXPERIMENT_NAMES = "|".join(re.escape(name) for name in config["experiments"])
 
 
 def library_sources(*rooms):
@@ -31,6 +37,16 @@ def all_metrics():
         f"{run_dir(name, seed)}/metrics.json"
         for name in config["experiments"]
         for seed in config["seeds"]
+    ]
+
+
+def all_evaluations():
+    """Every evaluation JSON the config asks for (each experiment x seed x evaluation)."""
+    return [
+        f"{run_dir(name, seed)}/{evaluation}.json"
+        for name, entry in config["experiments"].items()
+        for seed in config["seeds"]
+        for evaluation in entry["evaluations"]
     ]
 
 
@@ -62,6 +78,11 @@ def prepared_data(wildcards):
             f"not '{wildcards.dataset}'"
         )
     return f"data/{experiment.base_dataset}/tensors.pt"
+
+
+def ood_images(wildcards):
+    """Out-of-distribution evaluation also shows the model greyscale crops of CIFAR-10."""
+    return "data/cifar10/tensors.pt" if wildcards.evaluation == "ood" else []
 
 
 def mirror_option(wildcards):

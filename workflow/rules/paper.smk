@@ -5,6 +5,7 @@ rule paper_generated:
         GENERATED,
     input:
         metrics=all_metrics(),
+        evaluations=all_evaluations(),
         figures=all_figures(),
         templates=[str(t) for t in PAPER_TEMPLATES],
         code=library_sources("paper"),

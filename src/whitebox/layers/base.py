@@ -41,8 +41,9 @@ class GrowingLayer(nn.Module):
         """Parameters this layer steps itself; the run's optimiser leaves them alone."""
         return []
 
-    def sgd_step(self) -> None:
-        """One update of ``owned_parameters()`` from their gradients."""
+    def sgd_step(self, lr_factor: float = 1.0) -> None:
+        """One update of ``owned_parameters()`` from their gradients; ``lr_factor`` is the
+        run's learning-rate schedule at this step (1 = the layer's own base rate)."""
 
     def end_epoch(self) -> int:
         """Epoch bookkeeping (e.g. pruning); returns how many units were removed."""

@@ -111,9 +111,9 @@ class IncrementalNeuralHashing(GrowingLayer):
         return [self.weight]
 
     @torch.no_grad()
-    def sgd_step(self) -> None:
+    def sgd_step(self, lr_factor: float = 1.0) -> None:
         if self.weight.grad is not None:
-            self.weight.add_(self.weight.grad, alpha=-self.lr)
+            self.weight.add_(self.weight.grad, alpha=-self.lr * lr_factor)
             self.weight.grad = None
         self.weight.copy_(F.normalize(self.weight, dim=1))
 
@@ -158,12 +158,16 @@ class IncrementalNeuralHashing(GrowingLayer):
         return self.scale * pool_by_class(margins, self.slot_labels, self.n_classes, temperature)
 
     @torch.no_grad()
+    def slot_margins(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, slots)`` similarity minus running threshold (>= 0: the slot matches)."""
+        return F.normalize(self._flatten(x), dim=1) @ self.weight.t() - self.thresholds
+
+    @torch.no_grad()
     def best_margin(self, x: torch.Tensor) -> torch.Tensor:
         """Each input's highest margin over all slots (< 0: no slot matches: flagged)."""
-        unit = F.normalize(self._flatten(x), dim=1)
         if self.n_slots == 0:
             return torch.full((x.shape[0],), EMPTY_CLASS_SCORE, device=x.device)
-        return (unit @ self.weight.t() - self.thresholds).max(dim=1).values
+        return self.slot_margins(x).max(dim=1).values
 
     @torch.no_grad()
     def add_slots(self, x: torch.Tensor, labels: torch.Tensor,

@@ -16,6 +16,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "conj_disj": prototype_cifar.conj_disj,
     "directional": prototype_cifar.directional,
     "inh": hashing.inh,
+    "mlp": hashing.mlp,
 }
 
 

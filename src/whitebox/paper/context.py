@@ -6,6 +6,15 @@ sample standard deviation of the test accuracy, the difference to the number the
 research log reports, wall times and provenance. Figure paths are made relative to the
 paper directory because LaTeX runs there. The result is plain data (dicts, lists,
 numbers, strings), so it can also be dumped as JSON for inspection.
+
+Incremental Neural Hashing (INH) runs add to this: the slot count and compression
+(training images / slots) their metrics carry, and the extra evaluations that sit next
+to each ``metrics.json`` (``slot_update``, ``ood``, ``attacks``, ``class_incremental``;
+see :mod:`whitebox.paper.evaluations`), summarised over seeds as mean and sample std.
+From those, ``build_context`` also assembles what the INH tables compare across
+experiments: the PGD table (one row per eps, one column group per attacked model), the
+comparison with the numbers the log reports (the "anchor"), and every case where a slot
+update lowered accuracy, so the text can say so.
 """
 
 from __future__ import annotations
@@ -17,9 +26,19 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from whitebox.paper.errors import PaperInputError
+from whitebox.paper.evaluations import (
+    SLOT_UPDATE_FIGURE_PROTOCOL,
+    Stat,
+    run_evaluations,
+    stat,
+    summarize_evaluations,
+)
 from whitebox.paper.latex import macro_name
 
-FIGURE_KINDS = ("gradients", "filters")
+# Figures of any model, then those of an INH model (its slots, the slot-update curve,
+# its slots' input gradients on Gaussian noise).
+FIGURE_KINDS = ("gradients", "filters", "slots", "slot_update", "noise_gradients")
 
 METRICS_KEYS = (
     "experiment",
@@ -53,13 +72,10 @@ SPEC_KEYS = (
     "figures",
 )
 NUMBER_KEYS = ("test_accuracy", "wall_time_s", "n_parameters", "epochs", "seed")
+INH_NUMBER_KEYS = ("slots", "compression")  # only in the metrics of models with INH slots
 
 # Characters that \includegraphics cannot take in a file name.
 _UNSAFE_PATH_CHARS = set("%#{}\\$^~&") | {" ", "\t", "\n"}
-
-
-class PaperInputError(ValueError):
-    """A result file the paper needs is missing or malformed; the message is one line."""
 
 
 def load_metrics(path: Path) -> dict[str, Any]:
@@ -80,7 +96,7 @@ def load_metrics(path: Path) -> dict[str, Any]:
     _require_keys(metrics, METRICS_KEYS, path, prefix="")
     _require_keys(metrics["spec"], SPEC_KEYS, path, prefix="spec.")
     _require_keys(metrics["spec"]["source"], ("source",), path, prefix="spec.source.")
-    for key in NUMBER_KEYS:
+    for key in NUMBER_KEYS + tuple(k for k in INH_NUMBER_KEYS if k in metrics):
         value = metrics[key]
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise PaperInputError(f"metrics file {path}: '{key}' is not a number ({value!r})")
@@ -177,10 +193,22 @@ def short_commit(commit: str) -> str:
     return commit
 
 
+def _optional_stat(runs: list[dict], key: str) -> Stat | None:
+    """Mean ± std of ``key`` over the runs that carry it; None when none does."""
+    values = [float(m[key]) for m in runs if key in m]
+    return stat(values) if values else None
+
+
+def _reported_number(spec: dict, key: str) -> float | None:
+    value = spec["reported"].get(key)
+    return None if value is None else float(value)
+
+
 def summarize_experiment(
     name: str, group: list[tuple[Path, dict]], figures: dict[str, Path], paper_dir: Path
 ) -> dict[str, Any]:
-    """Everything the templates show about one experiment, from its seeds' metrics."""
+    """Everything the templates show about one experiment, from its seeds' metrics and the
+    evaluation files next to them."""
     group = sorted(group, key=lambda item: item[1]["seed"])
     runs = [metrics for _, metrics in group]
     first_path, first = group[0]
@@ -200,6 +228,14 @@ def summarize_experiment(
             f"experiment '{name}': unknown figure kind(s) {', '.join(unknown_kinds)}; "
             f"known: {', '.join(FIGURE_KINDS)}"
         )
+    evaluations = summarize_evaluations(
+        name, [(m["seed"], run_evaluations(path, m)) for path, m in group])
+    slots = _optional_stat(runs, "slots")
+    parameters = [int(m["n_parameters"]) for m in runs]
+    figure_spec = dict(spec["figures"])
+    if "slot_update" in figure_spec:
+        figure_spec["slot_update"] = {"protocol": SLOT_UPDATE_FIGURE_PROTOCOL,
+                                      **(figure_spec["slot_update"] or {})}
     return {
         "name": name,
         "macro": macro_name(name),
@@ -212,10 +248,12 @@ def summarize_experiment(
         "model": spec["model"],
         "model_args": spec.get("model_args", {}),
         "training": spec["training"],
-        "figure_spec": spec["figures"],
+        "figure_spec": figure_spec,
         "classes": list(first["classes"]),
         "per_class": _per_class_means(runs, first_path),
-        "n_parameters": int(first["n_parameters"]),
+        # INH models grow: their size differs between seeds, so the mean is shown.
+        "n_parameters": round(statistics.fmean(parameters)),
+        "n_parameters_vary": len(set(parameters)) > 1,
         "epochs": int(first["epochs"]),
         "train_images": int(first["train_images"]),
         "test_images": int(first["test_images"]),
@@ -225,6 +263,13 @@ def summarize_experiment(
         "std": std,
         "reported": None if reported is None else float(reported),
         "difference": None if reported is None else mean - float(reported),
+        "accuracy": stat(accuracies),
+        "is_inh": slots is not None,
+        "slots": slots,
+        "compression": _optional_stat(runs, "compression"),
+        "reported_slots": _reported_number(spec, "slots"),
+        "reported_compression": _reported_number(spec, "compression"),
+        "evaluations": evaluations,
         "wall_time_mean": statistics.fmean(float(m["wall_time_s"]) for m in runs),
         "devices": _unique(m["device"] for m in runs),
         "device_names": _unique(m["device_name"] for m in runs),
@@ -268,12 +313,91 @@ def dataset_notes(experiments: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(notes.values())
 
 
+def with_evaluation(experiments: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """The experiments that have at least one seed's ``kind`` evaluation."""
+    return [e for e in experiments if kind in e["evaluations"]]
+
+
+def pgd_table(experiments: list[dict[str, Any]]) -> dict[str, Any]:
+    """The PGD comparison: one column group per attacked experiment, one row per eps.
+
+    The first row (eps None) is the clean accuracy. A cell is None where an experiment
+    was not attacked at that eps; ``flagged`` and ``accuracy_with_abstention`` are None
+    for models without an unmatched flag (the baselines).
+    """
+    attacked = with_evaluation(experiments, "attacks")
+    eps_values = sorted({a["eps"] for e in attacked for a in e["evaluations"]["attacks"]["attacks"]})
+
+    def cell(scores: dict[str, Any] | None) -> dict[str, Any] | None:
+        if scores is None:
+            return None
+        return {key: scores.get(key) for key in ("accuracy", "flagged",
+                                                 "accuracy_with_abstention")}
+
+    rows = [{"eps": None, "cells": [cell(e["evaluations"]["attacks"]["clean"]) for e in attacked]}]
+    for eps in eps_values:
+        rows.append({"eps": eps, "cells": [
+            cell(next((a for a in e["evaluations"]["attacks"]["attacks"] if a["eps"] == eps),
+                      None))
+            for e in attacked]})
+    columns = [{"name": e["name"], "title": e["title"], "macro": e["macro"],
+                "flagging": e["evaluations"]["attacks"]["flagging"],
+                "n_images": e["evaluations"]["attacks"]["n_images"],
+                "steps": e["evaluations"]["attacks"]["steps"],
+                "n_seeds": e["evaluations"]["attacks"]["n_seeds"]} for e in attacked]
+    return {"experiments": columns, "rows": rows, "eps": eps_values}
+
+
+def anchor_comparisons(experiments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """INH experiments for which the log reports a slot count or an accuracy, compared."""
+    comparisons = []
+    for e in experiments:
+        if not e["is_inh"] or (e["reported_slots"] is None and e["reported"] is None):
+            continue
+        slots, reported_slots = e["slots"]["mean"], e["reported_slots"]
+        comparisons.append({
+            "name": e["name"],
+            "title": e["title"],
+            "dataset": e["dataset"],
+            "n": e["n"],
+            "n_parameters": e["n_parameters"],
+            "accuracy": e["accuracy"],
+            "reported": e["reported"],
+            "difference": e["difference"],
+            "slots": e["slots"],
+            "reported_slots": reported_slots,
+            "slots_difference": None if reported_slots is None else slots - reported_slots,
+            "slots_ratio": None if reported_slots is None else slots / reported_slots,
+            "within_slots": None if reported_slots is None else slots <= reported_slots,
+            "accuracy_reached": None if e["reported"] is None else e["mean"] >= e["reported"],
+        })
+    return comparisons
+
+
+def slot_update_drops(experiments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every (experiment, protocol, half) whose mean accuracy is lower after the update."""
+    drops = []
+    for e in with_evaluation(experiments, "slot_update"):
+        for protocol in e["evaluations"]["slot_update"]["protocols"]:
+            for key, half in (("update_half", "update half"), ("held_out", "held-out half")):
+                before = protocol[key]["before"]["accuracy"]
+                after = protocol[key]["after"]["accuracy"]
+                if before["mean"] is not None and after["mean"] is not None \
+                        and after["mean"] < before["mean"]:
+                    drops.append({"experiment": e["title"], "name": e["name"],
+                                  "protocol": protocol["name"], "half": half,
+                                  "before": before, "after": after,
+                                  "change": after["mean"] - before["mean"]})
+    return drops
+
+
 def build_context(
     metrics_paths: list[Path], figures: dict[str, dict[str, Path]], paper_dir: Path
 ) -> dict[str, Any]:
     """The template context: one summary per experiment plus global provenance and flags.
 
-    ``figures`` maps experiment name → {"gradients" | "filters" → png path}. ``smoke`` is
+    ``figures`` maps experiment name → {kind → png path}, kinds from FIGURE_KINDS; the
+    evaluation files are found next to the metrics files. ``smoke`` is
     true when any experiment trained on synthetic data; the templates then label every
     page and the results table so the PDF cannot pass for real results.
     """
@@ -297,9 +421,25 @@ def build_context(
             f"experiment names map to the same LaTeX macro ({', '.join(clashes)}); rename one"
         )
     runs = [run for e in experiments for run in e["runs"]]
+    inh = [e for e in experiments if e["is_inh"]]
     return {
         "experiments": experiments,
         "figure_experiments": [e for e in experiments if e["figures"]],
+        # Figures of the earlier stages (the Results section) and of INH models (its section).
+        "main_figure_experiments": [e for e in experiments if e["figures"] and not e["is_inh"]],
+        "inh_figure_experiments": [e for e in inh if e["figures"]],
+        "inh_experiments": inh,
+        # INH models and the baselines evaluated beside them (e.g. the MLP under attack).
+        "inh_table_experiments": [e for e in experiments if e["is_inh"] or e["evaluations"]],
+        "slot_update_experiments": with_evaluation(experiments, "slot_update"),
+        # The slot-update table's columns: each experiment's protocols, in order.
+        "slot_update_columns": [p for e in with_evaluation(experiments, "slot_update")
+                                for p in e["evaluations"]["slot_update"]["protocols"]],
+        "ood_experiments": with_evaluation(experiments, "ood"),
+        "class_incremental_experiments": with_evaluation(experiments, "class_incremental"),
+        "pgd": pgd_table(experiments),
+        "anchors": anchor_comparisons(experiments),
+        "slot_update_drops": slot_update_drops(experiments),
         "smoke": any(e["synthetic"] for e in experiments),
         "synthetic_experiments": [e["title"] for e in experiments if e["synthetic"]],
         "datasets": dataset_notes(experiments),

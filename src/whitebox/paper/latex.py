@@ -53,6 +53,39 @@ def format_pct(value: float | None, signed: bool = False) -> str:
     return f"{rounded:+.1f}" if signed else f"{rounded:.1f}"
 
 
+def _fixed(value: float, digits: int) -> str:
+    """``value`` with ``digits`` decimals, never ``-0.0``, thin spaces between thousands."""
+    text = f"{round(float(value), digits) + 0.0:,.{digits}f}"
+    if text.lstrip("-").strip("0.,") == "":
+        text = text.lstrip("-")
+    return text.replace(",", "\\,")
+
+
+def format_stat(value: dict | None, digits: int = 1, count: bool = False) -> str:
+    """A mean over seeds as ``$m \\pm s$`` (sample std), or ``m`` alone for one seed.
+
+    ``value`` is a stat from the paper context (``mean``, ``std``, ``n``); None or a
+    mean of None gives ``--``. ``count`` prints whole means without decimals (slot and
+    example counts: ``998``, but ``514.5`` when seeds disagree) and drops ``\\pm 0`` when
+    every seed gives the same count.
+    """
+    if value is None or value.get("mean") is None:
+        return "--"
+    mean = float(value["mean"])
+    mean_digits = 0 if count and mean.is_integer() else digits
+    text = _fixed(mean, mean_digits)
+    std = float(value["std"])
+    if value.get("n", 1) <= 1 or (count and std == 0):
+        return text
+    return f"${text} \\pm {_fixed(std, digits)}$"
+
+
+def format_number(value: float) -> str:
+    """A count that may be a mean: ``483`` when whole, else one decimal (``483.5``)."""
+    value = round(float(value), 1)
+    return _fixed(value, 0 if value.is_integer() else 1)
+
+
 def format_count(value: int) -> str:
     """An integer with thin spaces between groups of three digits (``247\\,081``)."""
     return f"{int(value):,}".replace(",", "\\,")
@@ -108,5 +141,8 @@ def latex_environment(template_dir: Path) -> jinja2.Environment:
         pct=format_pct,
         count=format_count,
         seconds=format_seconds,
+        pm=format_stat,
+        num=format_number,
+        pmcount=lambda value: format_stat(value, count=True),
     )
     return env

@@ -133,7 +133,7 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
             loss.backward()
             optimizer.step()
             for layer in growing:
-                layer.sgd_step()
+                layer.sgd_step(lr / base_lr)
             regularize(model)
             loss_sum += loss.detach() * index.numel()
             correct += (logits.argmax(1) == labels).sum()
