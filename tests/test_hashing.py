@@ -137,3 +137,14 @@ def test_inh_model_trains_with_the_shared_loop(backbone):
     records, _ = fit(model, images, labels, images, labels, settings, seed=0)
     assert records[-1].slots == model.net.inh.n_slots > 0
     assert records[-1].test_accuracy > 90
+
+
+def test_growth_from_batch_candidates_covers_with_no_more_slots():
+    x, labels = clustered(30)
+    own = IncrementalNeuralHashing(16, 3, candidates="unmatched")
+    batch = IncrementalNeuralHashing(16, 3, candidates="batch")
+    train_forward(own, x, labels)
+    train_forward(batch, x, labels)
+    assert 0 < batch.n_slots <= own.n_slots
+    with pytest.raises(ValueError, match="candidates"):
+        IncrementalNeuralHashing(16, 3, candidates="all")

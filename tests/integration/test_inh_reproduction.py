@@ -1,7 +1,7 @@
 """Incremental Neural Hashing on real MNIST (../shared/data), a reduced run on CPU.
 
 The full run (config.yaml's inh_mnist: 60k images, all epochs) goes in the paper; this
-test trains on the first 20,000 training images for 3 epochs (about a minute on 2 cores)
+test trains on the first 20,000 training images for 3 epochs (seconds on 2 cores)
 with the same layer settings and checks a stated accuracy within a stated slot budget.
 """
 
@@ -18,7 +18,7 @@ from whitebox.training import TrainSettings, fit
 
 pytestmark = pytest.mark.slow
 TRAIN_IMAGES, EPOCHS = 20_000, 3
-MIN_ACCURACY, MAX_SLOTS = 95.0, 800  # measured: 95.6 % with 744 slots
+MIN_ACCURACY, MAX_SLOTS = 96.0, 720  # measured: 96.6 % with 668 slots
 
 
 def test_inh_on_mnist_reaches_the_stated_accuracy_within_the_slot_budget(shared_data, tmp_path):

@@ -7,8 +7,9 @@ reaches it). The layer is therefore an ensemble of high-precision label detector
 
 * class score = pooling (max or SoftMaxPool) over the class's slots of the *margin*
   ``similarity - threshold``; an input no slot matches (all margins < 0) is flagged.
-* growth: labelled examples that no slot of their own class matches become candidate
-  slots; the fewest candidates covering all of them (greedy set cover) are appended.
+* growth: labelled examples that no slot of their own class matches must be covered; the
+  fewest candidate slots (the unmatched examples, or any example of the batch) covering
+  all of them are chosen by greedy set cover and appended.
 * pruning: slots that matched nothing during an epoch are removed at its end.
 * the slots are trained by their own stateless SGD step (no momentum), so growing and
   pruning never leaves optimiser state behind; other parameters (the logit scale, a
@@ -77,14 +78,20 @@ class IncrementalNeuralHashing(GrowingLayer):
         momentum: weight of a new batch threshold in the running average.
         lr: step size of the slots' own SGD.
         scale: initial logit scale (learnable).
+        candidates: where growth picks new slots: ``unmatched`` (the unmatched examples
+            themselves) or ``batch`` (any example of the batch with the right label, which
+            may cover several unmatched ones more centrally).
     """
 
     def __init__(self, in_features: int, n_classes: int, pooling: str = "max",
                  temperature: float = 0.1, training_thresholds: str = "batch",
-                 momentum: float = 0.1, lr: float = 0.05, scale: float = 10.0) -> None:
+                 momentum: float = 0.1, lr: float = 0.05, scale: float = 10.0,
+                 candidates: str = "unmatched") -> None:
         super().__init__()
         if pooling not in ("max", "softmax"):
             raise ValueError(f"pooling must be 'max' or 'softmax', got {pooling!r}")
+        if candidates not in ("unmatched", "batch"):
+            raise ValueError(f"candidates must be 'unmatched' or 'batch', got {candidates!r}")
         if training_thresholds not in ("batch", "running"):
             raise ValueError(f"training_thresholds must be 'batch' or 'running', "
                              f"got {training_thresholds!r}")
@@ -95,6 +102,7 @@ class IncrementalNeuralHashing(GrowingLayer):
         self.training_thresholds = training_thresholds
         self.momentum = momentum
         self.lr = lr
+        self.candidates = candidates
         self.weight = nn.Parameter(torch.empty(0, in_features))
         self.scale = nn.Parameter(torch.tensor(float(scale)))
         self.register_buffer("slot_labels", torch.empty(0, dtype=torch.long))
@@ -171,20 +179,26 @@ class IncrementalNeuralHashing(GrowingLayer):
 
     @torch.no_grad()
     def add_slots(self, x: torch.Tensor, labels: torch.Tensor,
-                  reference: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                  reference: tuple[torch.Tensor, torch.Tensor] | None = None,
+                  candidates: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Cover the given labelled inputs with the fewest new slots; return their indices.
 
-        Candidates are the inputs themselves; thresholds keep 100 % precision on
-        ``reference`` (inputs, labels; default: the given ones). Used by growth during
-        training and by the continual "slot update" evaluation.
+        New slots are chosen among ``candidates`` (inputs, labels; default: the inputs to
+        cover themselves); their thresholds keep 100 % precision on ``reference`` (default:
+        the inputs to cover). Used by growth during training and by the continual "slot
+        update" evaluation.
         """
         unit = F.normalize(self._flatten(x), dim=1)
         ref_unit, ref_labels = (unit, labels) if reference is None else (
             F.normalize(self._flatten(reference[0]), dim=1), reference[1])
-        thresholds = precision_thresholds(ref_unit @ unit.t(), labels, ref_labels)
-        similarity = unit @ unit.t()  # (candidate, example)
-        coverage = (similarity >= thresholds.view(-1, 1)) & (labels.view(-1, 1) == labels.view(1, -1))
+        cand_unit, cand_labels = (unit, labels) if candidates is None else (
+            F.normalize(self._flatten(candidates[0]), dim=1), candidates[1])
+        thresholds = precision_thresholds(ref_unit @ cand_unit.t(), cand_labels, ref_labels)
+        similarity = cand_unit @ unit.t()  # (candidate, input to cover)
+        same_label = cand_labels.view(-1, 1) == labels.view(1, -1)
+        coverage = (similarity >= thresholds.view(-1, 1)) & same_label
         chosen = greedy_set_cover(coverage)
+        unit, labels = cand_unit, cand_labels
         first = self.n_slots
         self._set_slots(torch.cat([self.weight.detach(), unit[chosen]]),
                         torch.cat([self.slot_labels, labels[chosen]]),
@@ -218,7 +232,8 @@ class IncrementalNeuralHashing(GrowingLayer):
             matched = torch.zeros_like(labels, dtype=torch.bool)
         if matched.all():
             return
-        self.add_slots(unit[~matched], labels[~matched], reference=(unit, labels))
+        self.add_slots(unit[~matched], labels[~matched], reference=(unit, labels),
+                       candidates=(unit, labels) if self.candidates == "batch" else None)
 
     @torch.no_grad()
     def _update_statistics(self, similarity: torch.Tensor, margins: torch.Tensor,
