@@ -21,6 +21,17 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> t
     return torch.cat(predictions)
 
 
+@torch.no_grad()
+def eval_argmax(module: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """``module(inputs).argmax(1)`` in eval mode and float32, restoring the module's mode."""
+    was_training = module.training
+    module.eval()
+    try:
+        return module(inputs).argmax(dim=1)
+    finally:
+        module.train(was_training)
+
+
 def accuracy_report(predictions: torch.Tensor, labels: torch.Tensor,
                     classes: list[str]) -> dict:
     """``{"accuracy": %, "per_class": {class: %}}`` from predicted and true labels."""

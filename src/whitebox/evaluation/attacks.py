@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from whitebox.evaluation.accuracy import eval_argmax
 from whitebox.evaluation.ood import _percent, inh_features, inh_layer
 
 FlagFn = Callable[[torch.Tensor], torch.Tensor]
@@ -79,16 +80,6 @@ def inh_flags(model: nn.Module) -> FlagFn:
     return flag
 
 
-@torch.no_grad()
-def _predict_float(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
-    try:
-        return model(images).argmax(dim=1)
-    finally:
-        model.train(was_training)
-
-
 def _scores(correct: torch.Tensor, flagged: torch.Tensor | None) -> dict:
     """Accuracy and, with flags, the abstention view (see ``robustness_report``)."""
     n = int(correct.numel())
@@ -139,14 +130,14 @@ def robustness_report(model: nn.Module, images: torch.Tensor, labels: torch.Tens
     for first in range(0, images.shape[0], batch_size):
         clean = images[first:first + batch_size].float().div_(255)
         target = labels[first:first + batch_size]
-        clean_correct.append(_predict_float(model, clean) == target)
+        clean_correct.append(eval_argmax(model, clean) == target)
         if flag_fn is not None:
             clean_flags.append(flag_fn(clean).bool())
         for eps in eps_list:
             # a seed per batch, so the random starts differ between batches
             adversarial = pgd_linf(model, clean, target, eps, steps=steps,
                                    seed=seed * 1_000_003 + first, batch_size=batch_size)
-            attacked_correct[eps].append(_predict_float(model, adversarial) == target)
+            attacked_correct[eps].append(eval_argmax(model, adversarial) == target)
             if flag_fn is not None:
                 attacked_flags[eps].append(flag_fn(adversarial).bool())
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from whitebox.evaluation.accuracy import eval_argmax
 from whitebox.explain.noise import gaussian_noise as noise_images
 from whitebox.layers.hashing import IncrementalNeuralHashing
 
@@ -72,13 +73,7 @@ def best_margins(model: nn.Module, images: torch.Tensor, batch_size: int = 1000)
 @torch.no_grad()
 def inh_predictions(model: nn.Module, features: torch.Tensor) -> torch.Tensor:
     """Predicted classes from INH-input features (the layer's eval-mode forward, float32)."""
-    layer = inh_layer(model)
-    was_training = layer.training
-    layer.eval()
-    try:
-        return layer(features).argmax(dim=1)
-    finally:
-        layer.train(was_training)
+    return eval_argmax(inh_layer(model), features)
 
 
 def _percent(part: torch.Tensor | float, whole: int) -> float | None:
