@@ -6,6 +6,7 @@ machine with ``pytest tests/test_cuda.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -58,3 +59,18 @@ def test_gpu_trained_model_gives_the_same_predictions_on_cpu(tensors, tmp_path):
     on_cpu = predict(model, images)
     on_gpu = predict(model.cuda(), images.cuda()).cpu()  # bf16 autocast on the GPU
     assert (on_cpu == on_gpu).float().mean() > 0.98
+
+
+def test_inh_trains_on_cuda_in_float32_and_predicts_like_cpu(tensors, tmp_path):
+    inh = dataclasses.replace(spec("inh"), model_args={"lr": 7.0, "scale": 30.0, "pooling": "softmax",
+                                                        "temperature": 0.12, "candidates": "batch"})
+    assert main(["train", "--spec", inh.to_json(), "--seed", "0", "--data", str(tensors),
+                 "--out-dir", str(tmp_path), "--device", "cuda"]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["slots"] > 0 and metrics["test_accuracy"] > 85
+    state = torch.load(tmp_path / "model.pt", map_location="cpu", weights_only=False)
+    model = classifier_from_checkpoint(state)
+    images = load_prepared(tensors, ["airplane", "automobile"]).test.images
+    on_cpu = predict(model, images)
+    on_gpu = predict(model.cuda(), images.cuda()).cpu()
+    assert (on_cpu == on_gpu).float().mean() > 0.99

@@ -147,8 +147,15 @@ class IncrementalNeuralHashing(GrowingLayer):
         return torch.bincount(self.slot_labels, minlength=self.n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits ``(batch, n_classes)`` for inputs ``(batch, in_features)`` (or images)."""
-        x = self._flatten(x)
+        """Class logits ``(batch, n_classes)`` for inputs ``(batch, in_features)`` (or images).
+
+        Always computed in float32, also under autocast: thresholds sit 1e-4 above a
+        similarity, finer than bfloat16 can tell apart.
+        """
+        with torch.autocast(x.device.type, enabled=False):
+            return self._forward(self._flatten(x).float())
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         unit = F.normalize(x, dim=1)
         labels = self.targets if self.training else None
         if labels is not None:
