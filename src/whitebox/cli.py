@@ -178,20 +178,15 @@ def _evaluate(args: argparse.Namespace) -> None:
                "result": result}, Path(args.out))
 
 
-def _inh_layer(model):
-    from whitebox.layers import IncrementalNeuralHashing
-
-    layers = [m for m in model.modules() if isinstance(m, IncrementalNeuralHashing)]
-    if not layers:
-        raise ConfigError("this figure needs an INH model (model: inh)")
-    return layers[0]
-
-
 def _slots(args: argparse.Namespace) -> None:
     from whitebox.figures import save_slot_figure
+    from whitebox.layers.base import growing_layers
 
     model, state = _load_trained(Path(args.model))
-    layer = _inh_layer(model)
+    layers = growing_layers(model)
+    if not layers:
+        raise ConfigError("the slots figure needs an INH model (model: inh)")
+    layer = layers[0]
     shape = (len(state["mean"]), state["image_size"], state["image_size"])
     save_slot_figure(layer.weight.detach(), layer.slot_labels, state["classes"], shape, Path(args.out),
                      max_per_class=args.max_per_class)
