@@ -1,15 +1,29 @@
 """Layers from the research log, one module per family (imports only torch)."""
 
 from whitebox.layers.base import GrowingLayer, Regularized
+from whitebox.layers.gumbel import GumbelConv2d, annealed_tau, conv2d_parameter_count, gumbel_topk
 from whitebox.layers.hashing import IncrementalNeuralHashing
+from whitebox.layers.normalization import DecorrelatedBatchNorm, IterNorm, PercentileNorm
+from whitebox.layers.parallel import Parallel, copies
 from whitebox.layers.pooling import Mean, Normalize, Scale, SoftMaxPool
+from whitebox.layers.positive import PositiveConv2d
 
 __all__ = [
+    "DecorrelatedBatchNorm",
     "GrowingLayer",
+    "GumbelConv2d",
     "IncrementalNeuralHashing",
+    "IterNorm",
     "Mean",
     "Normalize",
+    "Parallel",
+    "PercentileNorm",
+    "PositiveConv2d",
     "Regularized",
     "Scale",
     "SoftMaxPool",
+    "annealed_tau",
+    "conv2d_parameter_count",
+    "copies",
+    "gumbel_topk",
 ]
