@@ -94,3 +94,16 @@ def test_translate_shifts_within_range_and_fills_zeros():
     assert ((positions - 3).abs() <= 2).all()
     assert len({tuple(p) for p in positions.tolist()}) > 10
     assert out.sum() == 50
+
+
+def test_tau_schedule_anneals_gumbel_layers_to_the_end_value():
+    torch.manual_seed(0)
+    model = build_classifier("gumbel2", 2, [0.3] * 3, [0.3] * 3)
+    settings = TrainSettings(epochs=3, batch_size=64, optimizer={"name": "adam", "lr": 1e-3},
+                             tau={"start": 1.0, "end": 0.1})
+    train_x, train_y = toy_split(128, 1)
+    seen = []
+    fit(model, train_x, train_y, train_x, train_y, settings, seed=0,
+        on_epoch=lambda record: seen.append(model.net.conv3.tau))
+    assert seen[0] == pytest.approx(1.0) and seen[-1] == pytest.approx(0.1)
+    assert seen[0] > seen[1] > seen[2]

@@ -10,11 +10,12 @@ from torch import nn
 
 from whitebox.layers import Normalize
 from whitebox.layers.base import Regularized
-from whitebox.models import hashing, prototype_cifar
+from whitebox.models import gumbel_cifar, hashing, prototype_cifar
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "conj_disj": prototype_cifar.conj_disj,
     "directional": prototype_cifar.directional,
+    "gumbel2": gumbel_cifar.gumbel2,
     "inh": hashing.inh,
     "mlp": hashing.mlp,
 }

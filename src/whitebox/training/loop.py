@@ -20,6 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from whitebox.evaluation import accuracy_report, predict
+from whitebox.layers import GumbelConv2d, annealed_tau
 from whitebox.layers.base import growing_layers, regularize
 from whitebox.training.augment import augment_batch
 from whitebox.training.checkpoint import load_checkpoint, save_checkpoint
@@ -41,6 +42,7 @@ class TrainSettings:
     augment: list[str] = field(default_factory=list)
     label_smoothing: float = 0.0
     eval_batch_size: int = 1000
+    tau: dict | None = None  # {"start", "end"}: GumbelConv2d temperature schedule
 
 
 @dataclass
@@ -101,6 +103,11 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
         start = time.perf_counter()
         generator = epoch_generator(seed, epoch)
         torch.manual_seed(seed * 100_003 + epoch)  # for layers that sample (e.g. Gumbel)
+        if settings.tau:
+            tau = annealed_tau(epoch, settings.epochs, settings.tau["start"], settings.tau["end"])
+            for layer in model.modules():
+                if isinstance(layer, GumbelConv2d):
+                    layer.set_tau(tau)
         order = torch.randperm(n_train, generator=generator).to(device)
         model.train()
         loss_sum = torch.zeros((), device=device)
