@@ -68,3 +68,26 @@ def test_unknown_layer_for_filters_lists_layers(tmp_path, capsys):
     assert status == 1
     assert one_error_line(capsys).endswith("layers with weights: conv1, bn1")
     assert not (tmp_path / "f.png").exists()
+    status = main(["noise-gradients", "--model", str(tmp_path / "run" / "model.pt"),
+                   "--layer", "net.conv1", "--units", "500", "--out", str(tmp_path / "n.png")])
+    assert status == 1
+    assert "500" in one_error_line(capsys)
+    assert not (tmp_path / "n.png").exists()
+
+
+def test_missing_model_says_how_to_make_it(tmp_path, capsys):
+    missing = tmp_path / "results" / "model.pt"
+    status = main(["noise-gradients", "--model", str(missing), "--layer", "net.conv1",
+                   "--units", "0", "--out", str(tmp_path / "n.png")])
+    assert status == 1
+    assert one_error_line(capsys).endswith(f"no trained model at {missing}; train it first "
+                                           f"(snakemake {missing})")
+
+
+def test_missing_metrics_for_the_paper_is_one_line(tmp_path, capsys):
+    status = main(["paper", "--metrics", str(tmp_path / "metrics.json"), "--templates",
+                   str(REPO / "paper" / "templates"), "--out", str(tmp_path / "generated"),
+                   "--paper-dir", str(tmp_path)])
+    assert status == 1
+    assert "metrics.json" in one_error_line(capsys)
+    assert not (tmp_path / "generated").exists()

@@ -92,6 +92,10 @@ def _load_trained(model_path: Path):
     """The trained classifier in ``model_path`` and the dict saved with it."""
     import torch
 
+    if not model_path.is_file():
+        raise ConfigError(f"no trained model at {model_path}; train it first "
+                          f"(snakemake {model_path})")
+
     from whitebox.models import classifier_from_checkpoint
 
     state = torch.load(model_path, map_location="cpu", weights_only=False)
@@ -110,16 +114,21 @@ def _gradients(args: argparse.Namespace) -> None:
     save_gradient_figure(images, gradients, state["classes"], Path(args.out))
 
 
+def _layer(model, name: str):
+    """Submodule ``name`` of ``model``; an unknown name lists the layers that have weights."""
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        names = [n for n, m in model.named_modules() if hasattr(m, "weight") and n]
+        raise ConfigError(f"model has no layer '{name}'; layers with weights: "
+                          f"{', '.join(names)}") from None
+
+
 def _filters(args: argparse.Namespace) -> None:
     from whitebox.figures import save_filter_grid
 
     model, state = _load_trained(Path(args.model))
-    try:
-        layer = model.net.get_submodule(args.layer)
-    except AttributeError:
-        names = [name for name, m in model.net.named_modules() if hasattr(m, "weight") and name]
-        raise ConfigError(f"model has no layer '{args.layer}'; layers with weights: "
-                          f"{', '.join(names)}") from None
+    layer = _layer(model.net, args.layer)
     save_filter_grid(layer.weight, Path(args.out), group_size=args.group_size,
                      title=f"{state['spec']['title']}: {args.layer} filters")
 
@@ -206,8 +215,12 @@ def _noise_gradients(args: argparse.Namespace) -> None:
     from whitebox.figures import save_noise_gradient_figure
 
     model, state = _load_trained(Path(args.model))
+    _layer(model, args.layer)
     shape = (len(state["mean"]), state["image_size"], state["image_size"])
-    gradients = unit_gradients_on_noise(model, args.layer, args.units, args.n_samples, shape)
+    try:
+        gradients = unit_gradients_on_noise(model, args.layer, args.units, args.n_samples, shape)
+    except IndexError as error:
+        raise ConfigError(str(error)) from None
     save_noise_gradient_figure(gradients, [f"{args.layer} unit {u}" for u in args.units], Path(args.out),
                                title=f"{state['spec']['title']}: gradients on Gaussian noise")
 
@@ -306,11 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; user errors end with one line on stderr and exit status 1."""
     args = build_parser().parse_args(argv)
     from whitebox.data import DataError
+    from whitebox.paper import PaperInputError
     from whitebox.training import TrainingDiverged
 
     try:
         args.run(args)
-    except (ConfigError, DataError, TrainingDiverged) as error:
+    except (ConfigError, DataError, PaperInputError, TrainingDiverged) as error:
         print(f"whitebox {args.command}: error: {error}", file=sys.stderr)
         return 1
     return 0
