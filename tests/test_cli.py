@@ -10,6 +10,7 @@ import torchvision
 from tests.conftest import REPO
 from whitebox.cli import main
 from whitebox.config import experiment_spec, load_config
+from whitebox.models import model_names
 
 
 def one_error_line(capsys) -> str:
@@ -38,7 +39,7 @@ def test_unknown_model_lists_valid_names(tmp_path, capsys):
     status = main(["train", "--spec", spec.to_json(), "--seed", "0", "--data", str(tmp_path / "x.pt"),
                    "--out-dir", str(tmp_path / "run")])
     assert status == 1
-    valid = "conj_disj, directional, gumbel2, inh, mlp"
+    valid = ", ".join(model_names())
     assert one_error_line(capsys).endswith(f"unknown model 'resnet18'; valid: {valid}")
     assert not (tmp_path / "run").exists()
 

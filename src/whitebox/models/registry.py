@@ -10,14 +10,20 @@ from torch import nn
 
 from whitebox.layers import Normalize
 from whitebox.layers.base import Regularized
-from whitebox.models import gumbel_cifar, hashing, prototype_cifar
+from whitebox.models import gumbel_cifar, hashing, positive_cifar, prototype_cifar
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "conj_disj": prototype_cifar.conj_disj,
     "directional": prototype_cifar.directional,
     "gumbel2": gumbel_cifar.gumbel2,
+    "gumbel3": gumbel_cifar.gumbel3,
+    "gumbel_simple": gumbel_cifar.gumbel_simple,
     "inh": hashing.inh,
     "mlp": hashing.mlp,
+    "parallel_copies": positive_cifar.parallel_copies,
+    "parallel_scales": positive_cifar.parallel_scales,
+    "positive_lenet": positive_cifar.positive_lenet,
+    "positive_vgg4": positive_cifar.positive_vgg4,
 }
 
 
