@@ -182,3 +182,22 @@ def test_layers_train_one_step_without_nan(make_conv):
     losses = _toy_steps(model, steps=2, lr=1e-2)
     assert all(torch.isfinite(torch.tensor(losses)))
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_low_tau_makes_training_samples_agree_with_the_eval_choice():
+    # The sampled channel must approach the deterministic eval choice as tau is annealed;
+    # with argmax(logits + g) it would stay as random as softmax(logits) at any tau.
+    torch.manual_seed(0)
+    layer = GumbelConv2d(8, 4, 3)
+    with torch.no_grad():
+        layer.channel_logits.normal_(std=1.0)
+    eval_choice = layer.eval().selection()
+    layer.train()
+
+    def agreement(tau: float) -> float:
+        layer.set_tau(tau)
+        return float(torch.stack([(layer.selection() * eval_choice).sum(dim=1).mean()
+                                  for _ in range(50)]).mean())
+
+    assert agreement(1.0) < 0.8
+    assert agreement(0.02) > 0.99

@@ -3,7 +3,8 @@
 From the log (22.07-02.09.2024): a kernel that attends to one input channel per spatial position reads
 as "this feature in the centre, that one to the top-left, ...", so a unit can be explained top-down.
 The channel choice is learnt through the Gumbel-softmax trick; tau is annealed during training so the
-sampled choice approaches one-hot, and at eval the choice is the deterministic argmax.
+sampled choice approaches the argmax of the logits (see ``GumbelConv2d.selection``), and at eval the
+choice is that deterministic argmax.
 
 Parameterisation (per output unit ``o`` and kernel position ``(i, j)``):
 
@@ -134,12 +135,21 @@ class GumbelConv2d(nn.Module):
         self.tau = float(value)
 
     def selection(self) -> torch.Tensor:
-        """The channel selection, shape ``(out, in, kh, kw)``: sampled in training, top-k at eval."""
+        """The channel selection, shape ``(out, in, kh, kw)``: sampled in training, top-k at eval.
+
+        Training samples from ``softmax(logits / tau)``: the Gumbel perturbation is added to
+        ``logits / tau``. With the textbook ``F.gumbel_softmax(logits, tau, hard=True)`` the hard
+        sample is ``argmax(logits + g)``, whose distribution is ``softmax(logits)`` whatever tau
+        is: tau only sharpens the straight-through gradient, so the sampled choice stays as
+        random as the logits and the deterministic eval choice differs from what training (and
+        BatchNorm's running statistics) saw. Scaling the logits by ``1 / tau`` instead makes
+        the samples themselves approach the argmax as tau is annealed, the log's requirement.
+        """
         logits = self.channel_logits * self.logit_scale
         if not self.training:
             index = logits.topk(self.topk, dim=1).indices
             return torch.zeros_like(logits).scatter_(1, index, 1.0)
-        return gumbel_topk(logits, tau=self.tau, topk=self.topk, hard=self.hard, dim=1)
+        return gumbel_topk(logits / self.tau, tau=1.0, topk=self.topk, hard=self.hard, dim=1)
 
     def effective_weight(self) -> torch.Tensor:
         """The kernel ``F.conv2d`` uses: selection times magnitudes, shape ``(out, in, kh, kw)``."""
