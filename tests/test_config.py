@@ -9,7 +9,10 @@ from whitebox.config import (
     ExperimentSpec,
     base_datasets,
     experiment_spec,
+    figure_file,
+    figure_files,
     load_config,
+    noise_gradient_rows,
     validate_config,
 )
 
@@ -63,10 +66,75 @@ def test_bad_config_gives_one_line_naming_the_key(mutate, message):
 
 
 def test_unknown_experiment_lists_valid_names(config):
-    with pytest.raises(ConfigError, match="valid: conj_disj, directional"):
+    with pytest.raises(ConfigError, match="valid: conj_disj, conv_simple, directional, "):
         experiment_spec(config, "nope")
 
 
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "none.yaml")
+
+
+def _shared_objects(value, seen: dict, path: str, shared: list) -> None:
+    if isinstance(value, dict | list):
+        if id(value) in seen:
+            shared.append(f"{path} is {seen[id(value)]}")
+            return
+        seen[id(value)] = path
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            _shared_objects(item, seen, f"{path}/{key}", shared)
+
+
+def test_config_yaml_has_no_shared_entries():
+    # A YAML alias makes two experiments share one dict; a --config override (or the smoke
+    # profile's merge) of one would then silently change the other too.
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    shared: list[str] = []
+    _shared_objects(raw, {}, "", shared)
+    assert shared == []
+
+
+def test_figure_files_default_and_named(config):
+    assert figure_file(config, "conj_disj", "gradients") == "results/cifar2/conj_disj_gradients.png"
+    assert figure_file(config, "gumbel2", "noise_gradients") == "results/cifar2/gumbel_unit59.png"
+    assert figure_files(config)["results/cifar2/positive_lenet_units.png"] == (
+        "positive_lenet", "noise_gradients")
+
+
+def test_two_figures_writing_one_file_are_a_config_error(config):
+    config["experiments"]["directional"]["figures"]["gradients"]["file"] = "conj_disj_gradients"
+    with pytest.raises(ConfigError, match="conj_disj_gradients.png is also the gradients figure"):
+        validate_config(config)
+
+
+def test_noise_gradient_rows_of_one_layer_or_several(config):
+    figures = config["experiments"]
+    assert noise_gradient_rows(figures["gumbel2"]["figures"]["noise_gradients"]) == [("net.conv3", [59])]
+    rows = noise_gradient_rows(figures["positive_vgg4"]["figures"]["noise_gradients"])
+    assert [layer for layer, _ in rows] == ["net.conv1", "net.conv2", "net.conv3", "net.conv4"]
+    both = copy.deepcopy(config)
+    both["experiments"]["positive_vgg4"]["figures"]["noise_gradients"]["layer"] = "net.conv1"
+    with pytest.raises(ConfigError, match="give either layer"):
+        validate_config(both)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"family": "nope"}, "unknown family 'nope'"),
+    ({"finding": {"text": "x", "relation": "lower", "than": "nope"}}, "unknown experiment 'nope'"),
+    ({"finding": {"text": "x", "relation": "lower"}}, "'than' is a dependency of 'relation'"),
+    ({"finding": {"text": "x", "relation": "bigger", "than": "conj_disj"}}, "'bigger' is not one of"),
+])
+def test_bad_families_and_findings_are_one_line_errors(config, change, message):
+    config["experiments"]["directional"].update(change)
+    with pytest.raises(ConfigError, match=message):
+        validate_config(config)
+
+
+def test_display_fields_do_not_change_the_hash(config):
+    spec = experiment_spec(config, "norm_iternorm")
+    assert spec.family == "normalization" and spec.family_title
+    assert spec.finding["than"] == "positive_lenet_cifar3"
+    changed = copy.deepcopy(config)
+    changed["experiments"]["norm_iternorm"]["finding"]["text"] = "other words"
+    assert experiment_spec(changed, "norm_iternorm").config_hash() == spec.config_hash()

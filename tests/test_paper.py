@@ -613,3 +613,39 @@ def test_paper_builds_with_inh_results(tmp_path, latexmk):
     assert "Incremental Neural Hashing" in text
     assert "97.5" in text and "998" in text and "97.8" in text and "98.2" in text
     assert "revealed+predicted" in text and "AUROC" in text
+
+
+# -- Families of stages and the log's findings ---------------------------------------------
+def write_family_results(root: Path) -> tuple[list[Path], dict]:
+    """The fake results with conj_disj in family 'disjunction', claimed less accurate than
+    directional (91.0 vs 94.1 here, seed spread about 1.6: reproduced)."""
+    paths, figures = write_results(root)
+    for path in paths:
+        record = json.loads(path.read_text())
+        if record["experiment"] == "conj_disj":
+            record["spec"].update(family="disjunction", family_title="Disjunction models",
+                                  finding={"text": "less accurate than Directional",
+                                           "relation": "lower", "than": "directional"})
+        path.write_text(json.dumps(record))
+    return paths, figures
+
+
+def test_family_tables_test_the_findings(tmp_path):
+    paths, figures = write_family_results(tmp_path)
+    context = build_context(paths, figures, tmp_path / "paper")
+    assert [e["name"] for e in context["overview_experiments"]] == ["directional"]
+    (table,) = context["families"]
+    assert table["title"] == "Disjunction models"
+    assert [(r["experiment"]["name"], r["reference"]) for r in table["rows"]] == [
+        ("directional", True), ("conj_disj", False)]
+    finding = table["rows"][1]["experiment"]["finding_result"]
+    assert finding["difference"] == pytest.approx(-3.1)
+    assert finding["verdict"] == "reproduced"
+    assert [e["name"] for e in context["main_figure_experiments"]] == ["directional"]
+
+
+def test_paper_prints_the_family_table(tmp_path, latexmk):
+    paths, figures = write_family_results(tmp_path)
+    text = build_pdf(latexmk, tmp_path, build_context(paths, figures, tmp_path / "paper"))
+    assert "Disjunction models" in text and "less accurate" in text
+    assert "reproduced" in text and "No stage of this family was run" in text

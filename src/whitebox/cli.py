@@ -32,6 +32,7 @@ def _train(args: argparse.Namespace) -> None:
     from whitebox.data import load_prepared, mean_std
     from whitebox.evaluation import accuracy_report, predict
     from whitebox.io import atomic_write, save_json, save_torch
+    from whitebox.layers import GumbelConv2d
     from whitebox.layers.base import growing_layers
     from whitebox.models import build_classifier, model_names
     from whitebox.provenance import git_commit, library_versions
@@ -73,6 +74,8 @@ def _train(args: argparse.Namespace) -> None:
     atomic_write(out / "train_log.csv", lambda tmp: tmp.write_text(table.getvalue()))
     n_slots = sum(layer.n_units() for layer in growing_layers(model))  # INH: slots kept
     slots = {"slots": n_slots, "compression": round(train_x.shape[0] / n_slots, 2)} if n_slots else {}
+    gumbel = {name: layer.parameter_count_vs_conv2d() for name, layer in model.named_modules()
+              if isinstance(layer, GumbelConv2d)}
     save_json({
         "experiment": spec.name, "dataset": spec.dataset, "seed": args.seed,
         "test_accuracy": report["accuracy"], "per_class_accuracy": report["per_class"],
@@ -81,7 +84,8 @@ def _train(args: argparse.Namespace) -> None:
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "wall_time_s": round(wall_time, 3), "device": device.type, "device_name": device_name(device),
         "config_hash": spec.config_hash(), "git_commit": git_commit(), "versions": library_versions(),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **slots, "spec": asdict(spec),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **slots,
+        **({"gumbel_layers": gumbel} if gumbel else {}), "spec": asdict(spec),
     }, out / "metrics.json")
     checkpoint.unlink(missing_ok=True)
     print(f"{spec.name} seed {args.seed}: test accuracy {report['accuracy']:.2f} % "
@@ -211,17 +215,24 @@ def _slot_update_curve(args: argparse.Namespace) -> None:
 
 
 def _noise_gradients(args: argparse.Namespace) -> None:
+    import torch
+
     from whitebox.explain import unit_gradients_on_noise
     from whitebox.figures import save_noise_gradient_figure
 
+    if len(args.layer) != len(args.units):
+        raise ConfigError("give one --units list after each --layer")
     model, state = _load_trained(Path(args.model))
-    _layer(model, args.layer)
     shape = (len(state["mean"]), state["image_size"], state["image_size"])
-    try:
-        gradients = unit_gradients_on_noise(model, args.layer, args.units, args.n_samples, shape)
-    except IndexError as error:
-        raise ConfigError(str(error)) from None
-    save_noise_gradient_figure(gradients, [f"{args.layer} unit {u}" for u in args.units], Path(args.out),
+    gradients, labels = [], []
+    for layer, units in zip(args.layer, args.units, strict=True):
+        _layer(model, layer)
+        try:
+            gradients.append(unit_gradients_on_noise(model, layer, units, args.n_samples, shape))
+        except IndexError as error:
+            raise ConfigError(str(error)) from None
+        labels += [f"{layer} unit {u}" for u in units]
+    save_noise_gradient_figure(torch.cat(gradients), labels, Path(args.out),
                                title=f"{state['spec']['title']}: gradients on Gaussian noise")
 
 
@@ -299,8 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("noise-gradients", help="gradients of a layer's units on Gaussian noise")
     p.add_argument("--model", required=True)
-    p.add_argument("--layer", required=True, help="submodule name, e.g. net.conv2 or net.inh")
-    p.add_argument("--units", type=int, nargs="+", required=True)
+    p.add_argument("--layer", action="append", required=True,
+                   help="submodule name, e.g. net.conv2 or net.inh; repeat for more layers")
+    p.add_argument("--units", type=int, nargs="+", action="append", required=True,
+                   help="unit indices of the --layer before it")
     p.add_argument("--n-samples", type=int, default=6)
     p.add_argument("--out", required=True)
     p.set_defaults(run=_noise_gradients)

@@ -17,6 +17,8 @@ import yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 TORCHVISION_DATASETS = ("mnist", "cifar10")
+# Figures of any model, then those of an INH model (its slots, the slot-update curve).
+FIGURE_KINDS = ("gradients", "filters", "slots", "slot_update", "noise_gradients")
 
 
 class ConfigError(ValueError):
@@ -73,12 +75,72 @@ def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
                     f"dataset; valid: {', '.join(sorted(_base_names(datasets)))}"
                 )
     for name, experiment in config["experiments"].items():
+        _check_family_and_finding(config, name, experiment)
         if experiment["dataset"] not in datasets:
             raise ConfigError(
                 f"config error at experiments/{name}/dataset: unknown dataset "
                 f"'{experiment['dataset']}'; valid: {', '.join(sorted(datasets))}"
             )
+        noise = experiment["figures"].get("noise_gradients")
+        if noise is not None and ("layer" in noise) == ("layers" in noise):
+            raise ConfigError(
+                f"config error at experiments/{name}/figures/noise_gradients: give either "
+                "layer (with units) or layers (a map of layer -> units)"
+            )
+    figure_files(config)  # two figures must not write the same file
     return config
+
+
+def _check_family_and_finding(config: dict, name: str, experiment: dict) -> None:
+    family = experiment.get("family")
+    if family is not None and family not in config["families"]:
+        raise ConfigError(
+            f"config error at experiments/{name}/family: unknown family '{family}'; "
+            f"valid: {', '.join(sorted(config['families'])) or 'none (add it under families)'}"
+        )
+    finding = experiment.get("finding")
+    if finding is not None and finding.get("than", name) not in config["experiments"]:
+        raise ConfigError(
+            f"config error at experiments/{name}/finding/than: unknown experiment "
+            f"'{finding['than']}'; valid: {', '.join(sorted(config['experiments']))}"
+        )
+
+
+def figure_file(config: dict, experiment: str, kind: str) -> str:
+    """Where experiment's figure of ``kind`` goes: ``results/<dataset>/<file>.png``.
+
+    ``file`` defaults to ``<experiment>_<kind>``; config may name it (e.g. the log's
+    ``gumbel_unit59``) so that the figure has a short, memorable target.
+    """
+    entry = config["experiments"][experiment]
+    stem = entry["figures"][kind].get("file") or f"{experiment}_{kind}"
+    return f"results/{entry['dataset']}/{stem}.png"
+
+
+def figure_files(config: dict) -> dict[str, tuple[str, str]]:
+    """``{png path: (experiment, kind)}`` for every figure config asks for.
+
+    Raises ConfigError when two figures would write the same file.
+    """
+    files: dict[str, tuple[str, str]] = {}
+    for name, entry in config["experiments"].items():
+        for kind in entry["figures"]:
+            path = figure_file(config, name, kind)
+            if path in files:
+                other, other_kind = files[path]
+                raise ConfigError(
+                    f"config error at experiments/{name}/figures/{kind}: {path} is also the "
+                    f"{other_kind} figure of '{other}'; give one of them another file name"
+                )
+            files[path] = (name, kind)
+    return files
+
+
+def noise_gradient_rows(options: dict) -> list[tuple[str, list[int]]]:
+    """``[(layer, units), ...]`` of a noise_gradients figure (one ``layer`` or a ``layers`` map)."""
+    if "layers" in options:
+        return [(layer, list(units)) for layer, units in options["layers"].items()]
+    return [(options["layer"], list(options["units"]))]
 
 
 def load_config(path: Path | str, schema_path: Path = SCHEMA_PATH) -> dict:
@@ -125,6 +187,9 @@ class ExperimentSpec:
     figures: dict = field(default_factory=dict)
     evaluations: list = field(default_factory=list)
     gpu: bool = False
+    family: str | None = None
+    family_title: str = ""
+    finding: dict | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -134,8 +199,9 @@ class ExperimentSpec:
         return cls(**json.loads(text))
 
     def config_hash(self) -> str:
-        """Hash of what decides training (titles, figures, evaluations excluded), 12 hex digits."""
-        display = ("title", "figures", "evaluations")
+        """Hash of what decides training (titles, figures, evaluations, findings excluded), 12 hex
+        digits."""
+        display = ("title", "figures", "evaluations", "family", "family_title", "finding")
         relevant = {k: v for k, v in asdict(self).items() if k not in display}
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
@@ -164,4 +230,7 @@ def experiment_spec(config: dict, name: str) -> ExperimentSpec:
         figures=copy.deepcopy(entry.get("figures", {})),
         evaluations=list(entry.get("evaluations", [])),
         gpu=bool(entry.get("gpu", False)),
+        family=entry.get("family"),
+        family_title=config.get("families", {}).get(entry.get("family"), ""),
+        finding=copy.deepcopy(entry.get("finding")),
     )

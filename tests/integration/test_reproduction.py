@@ -1,4 +1,4 @@
-"""The log's first two CIFAR stages, trained on CPU on real images, land near its numbers.
+"""CIFAR stages of the log, trained on CPU on real images, land near its numbers (or floors).
 
 Data: the CIFAR-10 JPEG stand-in in ../shared/data (the original is not downloadable
 here), read through the imagefolder source exactly as a user's config would.
@@ -41,3 +41,22 @@ def test_cifar2_stage_reaches_the_logged_accuracy(experiment, cifar10_tensors, t
     reported = spec.reported["test_accuracy"]
     assert abs(metrics["test_accuracy"] - reported) <= TOLERANCE, (
         f"{experiment}: {metrics['test_accuracy']:.2f} % vs the log's {reported} %")
+
+
+# The log reports no accuracy for these stages; the floors sit 2 points below what seed 0
+# reached on the stand-in with the config's settings (positive_lenet 89.5 % in 10 epochs,
+# gumbel2 87.75 % in 8 epochs; about 100 s and 60 s on 2 CPU cores), so a regression in the
+# positive projection, the Gumbel sampling or the tau schedule fails here.
+STAND_IN_FLOORS = {"positive_lenet": 87.5, "gumbel2": 85.5}
+
+
+@pytest.mark.parametrize("experiment", sorted(STAND_IN_FLOORS))
+def test_cifar2_stage_reaches_its_stand_in_floor(experiment, cifar10_tensors, tmp_path):
+    source, tensors = cifar10_tensors
+    spec = experiment_spec(load_config(REPO / "config.yaml"), experiment)
+    spec = dataclasses.replace(spec, source=source)
+    assert main(["train", "--spec", spec.to_json(), "--seed", "0", "--data", str(tensors),
+                 "--out-dir", str(tmp_path), "--device", "cpu"]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= STAND_IN_FLOORS[experiment], (
+        f"{experiment}: {metrics['test_accuracy']:.2f} % < {STAND_IN_FLOORS[experiment]} %")

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import require
 from tests.integration.workspace import make_workspace, snakemake
-from whitebox.config import load_config
+from whitebox.config import figure_files, load_config
 from whitebox.paper import format_pct
 
 pytestmark = pytest.mark.slow
@@ -53,6 +53,17 @@ def edited(path: Path, old: str, new: str):
         path.write_text(original)
 
 
+@contextmanager
+def moved_away(path: Path):
+    """Temporarily move ``path`` aside (keeping its timestamps for the other tests)."""
+    aside = path.with_name(path.name + ".aside")
+    path.rename(aside)
+    try:
+        yield
+    finally:
+        aside.rename(path)
+
+
 def test_pdf_shows_the_accuracies_from_metrics(smoke_run):
     pdf = smoke_run / "paper" / "main.pdf"
     assert pdf.stat().st_size > 10_000
@@ -81,9 +92,15 @@ def test_every_run_evaluation_and_figure_is_written(smoke_run):
             expected |= {f"{evaluation}.json" for evaluation in entry["evaluations"]}
             assert {p.name for p in run.iterdir()} == expected
             assert len((run / "train_log.csv").read_text().splitlines()) == 1 + 2  # header + epochs
-        for kind in entry["figures"]:
-            png = smoke_run / "results" / entry["dataset"] / f"{name}_{kind}.png"
-            assert png.stat().st_size > 1000
+    for png in figure_files(config):
+        assert (smoke_run / png).stat().st_size > 1000
+
+
+def test_a_named_figure_is_its_own_target(smoke_run):
+    png = smoke_run / "results" / "cifar2" / "gumbel_unit59.png"
+    with moved_away(png):
+        jobs = dry_run_jobs(smoke_run, "results/cifar2/gumbel_unit59.png")
+    assert jobs == {"noise_gradients": 1}
 
 
 def test_rerun_is_a_no_op(smoke_run):

@@ -4,16 +4,15 @@ import json
 import re
 import shlex
 
-from whitebox.config import experiment_spec
+from whitebox.config import experiment_spec, figure_files, noise_gradient_rows
 
 WHITEBOX_SRC = Path(workflow.basedir) / "src" / "whitebox"
 # Modules every command may import (the CLI, config, file helpers, provenance).
 CORE_SOURCES = ["__init__.py", "__main__.py", "cli.py", "config.py", "io.py", "provenance.py"]
 
 
-# Figure file names end in _<kind>.png, so a figure rule must match an experiment's exact
-# name ("inh_mnist_noise_gradients.png" is inh_mnist's noise_gradients, not a gradients figure).
-EXPERIMENT_NAMES = "|".join(re.escape(name) for name in config["experiments"])
+# Every figure config asks for: {"results/<dataset>/<file>.png": (experiment, kind)}.
+FIGURES = figure_files(config)
 
 
 def library_sources(*rooms):
@@ -52,13 +51,24 @@ def all_evaluations():
 
 def figure_paths():
     """{experiment: {kind: png}} for every figure the config asks for."""
-    return {
-        name: {
-            kind: f"results/{spec(name).dataset}/{name}_{kind}.png"
-            for kind in entry["figures"]
-        }
-        for name, entry in config["experiments"].items()
-    }
+    paths = {}
+    for png, (name, kind) in FIGURES.items():
+        paths.setdefault(name, {})[kind] = png
+    return paths
+
+
+def figure_names(kind):
+    """The file names (no extension) of every figure of ``kind``: a figure rule's wildcard.
+
+    Each figure rule matches only its own files, so rules never compete for a target.
+    """
+    names = sorted({Path(png).stem for png, (_, k) in FIGURES.items() if k == kind})
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
+def figure_entry(wildcards):
+    """(experiment, kind) of the figure ``results/{dataset}/{figure}.png``."""
+    return FIGURES[f"results/{wildcards.dataset}/{wildcards.figure}.png"]
 
 
 def figure_args(paths):
@@ -91,12 +101,33 @@ def mirror_option(wildcards):
     return f"--mirror {shlex.quote(str(Path(mirror).expanduser().resolve()))}" if mirror else ""
 
 
+def first_seed_run(wildcards):
+    """The run directory of the first seed of the figure's experiment."""
+    return run_dir(figure_entry(wildcards)[0], config["seeds"][0])
+
+
 def first_seed_model(wildcards):
-    return f"{run_dir(wildcards.experiment, config['seeds'][0])}/model.pt"
+    return f"{first_seed_run(wildcards)}/model.pt"
 
 
-def figure_option(wildcards, kind, key):
-    return config["experiments"][wildcards.experiment]["figures"][kind][key]
+def figure_data(wildcards):
+    """The prepared tensors of the figure's experiment."""
+    return f"data/{spec(figure_entry(wildcards)[0]).base_dataset}/tensors.pt"
+
+
+def figure_option(wildcards, key):
+    experiment, kind = figure_entry(wildcards)
+    return config["experiments"][experiment]["figures"][kind][key]
+
+
+def noise_gradient_args(wildcards):
+    """``--layer L --units U ...`` once per layer of a noise_gradients figure."""
+    experiment, kind = figure_entry(wildcards)
+    rows = noise_gradient_rows(config["experiments"][experiment]["figures"][kind])
+    return " ".join(
+        f"--layer {shlex.quote(layer)} --units {' '.join(str(u) for u in units)}"
+        for layer, units in rows
+    )
 
 
 PAPER_TEMPLATES = sorted(Path(workflow.basedir, "paper", "templates").glob("*.tex.j2"))

@@ -1,25 +1,26 @@
-# Figures of one trained model (the first seed): gradients on test images, filters.
+# Figures of one trained model (the first seed). Each rule writes results/{dataset}/{figure}.png
+# for the figures of its kind only (see figure_names); the file name comes from config.
 
 
 rule gradients:
     wildcard_constraints:
-        experiment=EXPERIMENT_NAMES,
+        figure=figure_names("gradients"),
     output:
         report(
-            "results/{dataset}/{experiment}_gradients.png",
+            "results/{dataset}/{figure}.png",
             category="Input gradients",
             caption="../report/gradients.rst",
         ),
     input:
         model=first_seed_model,
-        data=prepared_data,
+        data=figure_data,
         code=library_sources("data", "layers", "models", "explain", "figures"),
     log:
-        "logs/gradients/{dataset}/{experiment}.log",
+        "logs/gradients/{dataset}/{figure}.log",
     benchmark:
-        "logs/benchmarks/gradients/{dataset}/{experiment}.tsv"
+        "logs/benchmarks/gradients/{dataset}/{figure}.tsv"
     params:
-        n_images=lambda wildcards: figure_option(wildcards, "gradients", "n_images"),
+        n_images=lambda wildcards: figure_option(wildcards, "n_images"),
     resources:
         mem_mb=4000,
     conda:
@@ -32,10 +33,10 @@ rule gradients:
 
 rule filters:
     wildcard_constraints:
-        experiment=EXPERIMENT_NAMES,
+        figure=figure_names("filters"),
     output:
         report(
-            "results/{dataset}/{experiment}_filters.png",
+            "results/{dataset}/{figure}.png",
             category="First-layer filters",
             caption="../report/filters.rst",
         ),
@@ -43,12 +44,12 @@ rule filters:
         model=first_seed_model,
         code=library_sources("layers", "models", "figures"),
     log:
-        "logs/filters/{dataset}/{experiment}.log",
+        "logs/filters/{dataset}/{figure}.log",
     benchmark:
-        "logs/benchmarks/filters/{dataset}/{experiment}.tsv"
+        "logs/benchmarks/filters/{dataset}/{figure}.tsv"
     params:
-        layer=lambda wildcards: figure_option(wildcards, "filters", "layer"),
-        group_size=lambda wildcards: figure_option(wildcards, "filters", "group_size"),
+        layer=lambda wildcards: figure_option(wildcards, "layer"),
+        group_size=lambda wildcards: figure_option(wildcards, "group_size"),
     resources:
         mem_mb=2000,
     conda:
@@ -61,10 +62,10 @@ rule filters:
 
 rule slots:
     wildcard_constraints:
-        experiment=EXPERIMENT_NAMES,
+        figure=figure_names("slots"),
     output:
         report(
-            "results/{dataset}/{experiment}_slots.png",
+            "results/{dataset}/{figure}.png",
             category="INH slots",
             caption="../report/slots.rst",
         ),
@@ -72,11 +73,11 @@ rule slots:
         model=first_seed_model,
         code=library_sources("layers", "models", "figures"),
     log:
-        "logs/slots/{dataset}/{experiment}.log",
+        "logs/slots/{dataset}/{figure}.log",
     benchmark:
-        "logs/benchmarks/slots/{dataset}/{experiment}.tsv"
+        "logs/benchmarks/slots/{dataset}/{figure}.tsv"
     params:
-        max_per_class=lambda wildcards: figure_option(wildcards, "slots", "max_per_class"),
+        max_per_class=lambda wildcards: figure_option(wildcards, "max_per_class"),
     resources:
         mem_mb=2000,
     conda:
@@ -88,20 +89,20 @@ rule slots:
 
 rule slot_update_curve:
     wildcard_constraints:
-        experiment=EXPERIMENT_NAMES,
+        figure=figure_names("slot_update"),
     output:
         report(
-            "results/{dataset}/{experiment}_slot_update.png",
+            "results/{dataset}/{figure}.png",
             category="INH slot update",
             caption="../report/slot_update.rst",
         ),
     input:
-        evaluation=lambda wildcards: f"{run_dir(wildcards.experiment, config['seeds'][0])}/slot_update.json",
+        evaluation=lambda wildcards: f"{first_seed_run(wildcards)}/slot_update.json",
         code=library_sources("figures"),
     log:
-        "logs/slot_update_curve/{dataset}/{experiment}.log",
+        "logs/slot_update_curve/{dataset}/{figure}.log",
     benchmark:
-        "logs/benchmarks/slot_update_curve/{dataset}/{experiment}.tsv"
+        "logs/benchmarks/slot_update_curve/{dataset}/{figure}.tsv"
     resources:
         mem_mb=1000,
     conda:
@@ -113,10 +114,10 @@ rule slot_update_curve:
 
 rule noise_gradients:
     wildcard_constraints:
-        experiment=EXPERIMENT_NAMES,
+        figure=figure_names("noise_gradients"),
     output:
         report(
-            "results/{dataset}/{experiment}_noise_gradients.png",
+            "results/{dataset}/{figure}.png",
             category="Gradients on noise",
             caption="../report/noise_gradients.rst",
         ),
@@ -124,19 +125,16 @@ rule noise_gradients:
         model=first_seed_model,
         code=library_sources("layers", "models", "explain", "figures"),
     log:
-        "logs/noise_gradients/{dataset}/{experiment}.log",
+        "logs/noise_gradients/{dataset}/{figure}.log",
     benchmark:
-        "logs/benchmarks/noise_gradients/{dataset}/{experiment}.tsv"
+        "logs/benchmarks/noise_gradients/{dataset}/{figure}.tsv"
     params:
-        layer=lambda wildcards: figure_option(wildcards, "noise_gradients", "layer"),
-        units=lambda wildcards: " ".join(
-            str(u) for u in figure_option(wildcards, "noise_gradients", "units")
-        ),
-        n_samples=lambda wildcards: figure_option(wildcards, "noise_gradients", "n_samples"),
+        layers=noise_gradient_args,
+        n_samples=lambda wildcards: figure_option(wildcards, "n_samples"),
     resources:
         mem_mb=2000,
     conda:
         "../envs/whitebox.yaml"
     shell:
-        "python -m whitebox noise-gradients --model {input.model} --layer {params.layer}"
-        " --units {params.units} --n-samples {params.n_samples} --out {output} > {log} 2>&1"
+        "python -m whitebox noise-gradients --model {input.model} {params.layers}"
+        " --n-samples {params.n_samples} --out {output} > {log} 2>&1"

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from whitebox.config import FIGURE_KINDS, noise_gradient_rows
 from whitebox.paper.errors import PaperInputError
 from whitebox.paper.evaluations import (
     SLOT_UPDATE_FIGURE_PROTOCOL,
@@ -34,11 +35,8 @@ from whitebox.paper.evaluations import (
     stat,
     summarize_evaluations,
 )
+from whitebox.paper.findings import evaluate_finding, family_tables
 from whitebox.paper.latex import macro_name
-
-# Figures of any model, then those of an INH model (its slots, the slot-update curve,
-# its slots' input gradients on Gaussian noise).
-FIGURE_KINDS = ("gradients", "filters", "slots", "slot_update", "noise_gradients")
 
 METRICS_KEYS = (
     "experiment",
@@ -236,11 +234,21 @@ def summarize_experiment(
     if "slot_update" in figure_spec:
         figure_spec["slot_update"] = {"protocol": SLOT_UPDATE_FIGURE_PROTOCOL,
                                       **(figure_spec["slot_update"] or {})}
+    if "noise_gradients" in figure_spec:
+        figure_spec["noise_gradients"] = {
+            **figure_spec["noise_gradients"],
+            "rows": [{"layer": layer, "units": units}
+                     for layer, units in noise_gradient_rows(figure_spec["noise_gradients"])]}
     return {
         "name": name,
         "macro": macro_name(name),
         "title": spec["title"] or name,
         "log_entry": spec["log_entry"],
+        "family": spec.get("family"),
+        "family_title": spec.get("family_title") or spec.get("family") or "",
+        "finding": spec.get("finding"),
+        # GumbelConv2d layers: their parameter count next to the Conv2d each replaces.
+        "gumbel_layers": first.get("gumbel_layers", {}),
         "dataset": first["dataset"],
         "base_dataset": spec["base_dataset"],
         "source": spec["source"],
@@ -420,13 +428,21 @@ def build_context(
         raise PaperInputError(
             f"experiment names map to the same LaTeX macro ({', '.join(clashes)}); rename one"
         )
+    by_name = {e["name"]: e for e in experiments}
+    for e in experiments:
+        e["finding_result"] = evaluate_finding(e, by_name)
     runs = [run for e in experiments for run in e["runs"]]
     inh = [e for e in experiments if e["is_inh"]]
     return {
         "experiments": experiments,
+        # Stages outside any family go into the overview table; families get their own.
+        "overview_experiments": [e for e in experiments if not e["family"]],
+        "families": family_tables(experiments),
         "figure_experiments": [e for e in experiments if e["figures"]],
-        # Figures of the earlier stages (the Results section) and of INH models (its section).
-        "main_figure_experiments": [e for e in experiments if e["figures"] and not e["is_inh"]],
+        # Figures of the earlier stages (the Results section), of INH models (its section);
+        # a family's figures go with its table (``families``).
+        "main_figure_experiments": [e for e in experiments
+                                    if e["figures"] and not e["is_inh"] and not e["family"]],
         "inh_figure_experiments": [e for e in inh if e["figures"]],
         "inh_experiments": inh,
         # INH models and the baselines evaluated beside them (e.g. the MLP under attack).
