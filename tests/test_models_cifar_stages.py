@@ -174,3 +174,10 @@ def test_prototype_bn_affine(builder):
     assert builder(n_classes=2).bn1.weight is not None
     assert builder(n_classes=2).bn1.weight.shape == (120,)
     assert builder(n_classes=2, bn_affine=False).bn1.weight is None
+
+
+@pytest.mark.parametrize("name", ["gumbel2", "gumbel_simple", "gumbel3"])
+def test_logit_scale_reaches_every_gumbel_layer(name):
+    model = build_model(name, n_classes=2, in_channels=3, logit_scale=10.0)
+    layers = [m for m in model.modules() if isinstance(m, GumbelConv2d)]
+    assert layers and all(layer.logit_scale == 10.0 for layer in layers)
