@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))  # benchmarks.* and tests.integration.workspace
 from benchmarks.report import Measurement, format_table, write_json  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "latest.json"
-PARTS = ("workflow", "throughput", "inh")
+PARTS = ("workflow", "throughput", "inh", "stages")
 
 
 def run_part(part: str, quick: bool) -> list[Measurement]:
@@ -35,6 +35,10 @@ def run_part(part: str, quick: bool) -> list[Measurement]:
         from benchmarks import inh
 
         return inh.measure(quick=quick)
+    if part == "stages":
+        from benchmarks import stages
+
+        return stages.measure(quick=quick)
     from benchmarks import throughput
 
     return throughput.measure(quick=quick)
@@ -52,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=PARTS, help="run one part only")
     parser.add_argument("--quick", action="store_true",
-                        help="throughput on 2048 images for 1 epoch, no full INH run "
-                             "(the workflow part is unchanged)")
+                        help="throughput on 2048 images for 1 epoch, no full INH run, stages "
+                             "timed on 1024 images (the workflow part is unchanged)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON file (default: {RESULTS})")
     args = parser.parse_args(argv)
 
