@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -29,14 +30,19 @@ def cifar10_tensors(tmp_path_factory, shared_data):
     return source, out
 
 
-@pytest.mark.parametrize("experiment", ["conj_disj", "directional"])
-def test_cifar2_stage_reaches_the_logged_accuracy(experiment, cifar10_tensors, tmp_path):
+def train_seed0(experiment: str, cifar10_tensors, out: Path):
+    """Train ``experiment`` from config.yaml (seed 0, CPU) on the stand-in; its spec and metrics."""
     source, tensors = cifar10_tensors
     spec = experiment_spec(load_config(REPO / "config.yaml"), experiment)
     spec = dataclasses.replace(spec, source=source)
     assert main(["train", "--spec", spec.to_json(), "--seed", "0", "--data", str(tensors),
-                 "--out-dir", str(tmp_path), "--device", "cpu"]) == 0
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+                 "--out-dir", str(out), "--device", "cpu"]) == 0
+    return spec, json.loads((out / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("experiment", ["conj_disj", "directional"])
+def test_cifar2_stage_reaches_the_logged_accuracy(experiment, cifar10_tensors, tmp_path):
+    spec, metrics = train_seed0(experiment, cifar10_tensors, tmp_path)
     assert metrics["train_images"] == 10_000 and metrics["test_images"] == 2_000
     reported = spec.reported["test_accuracy"]
     assert abs(metrics["test_accuracy"] - reported) <= TOLERANCE, (
@@ -52,11 +58,6 @@ STAND_IN_FLOORS = {"positive_lenet": 87.5, "gumbel2": 89.5}
 
 @pytest.mark.parametrize("experiment", sorted(STAND_IN_FLOORS))
 def test_cifar2_stage_reaches_its_stand_in_floor(experiment, cifar10_tensors, tmp_path):
-    source, tensors = cifar10_tensors
-    spec = experiment_spec(load_config(REPO / "config.yaml"), experiment)
-    spec = dataclasses.replace(spec, source=source)
-    assert main(["train", "--spec", spec.to_json(), "--seed", "0", "--data", str(tensors),
-                 "--out-dir", str(tmp_path), "--device", "cpu"]) == 0
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    _, metrics = train_seed0(experiment, cifar10_tensors, tmp_path)
     assert metrics["test_accuracy"] >= STAND_IN_FLOORS[experiment], (
         f"{experiment}: {metrics['test_accuracy']:.2f} % < {STAND_IN_FLOORS[experiment]} %")
