@@ -32,6 +32,13 @@ Mode = Literal["projection", "softplus"]
 _MIN_SOFTPLUS_WEIGHT = 1e-6
 
 
+def positive_uniform_(tensor: torch.Tensor, bound: float) -> torch.Tensor:
+    """Fill ``tensor`` in place with ``|U(-bound, bound)|`` (Conv2d's default draw without the signs)
+    and return it; the non-negative init of every layer with weights >= 0."""
+    with torch.no_grad():
+        return tensor.uniform_(-bound, bound).abs_()
+
+
 class PositiveConv2d(Regularized):
     """``nn.Conv2d`` with non-negative weights (see the module docstring for the two modes).
 
@@ -80,7 +87,7 @@ class PositiveConv2d(Regularized):
         fan_in = (self.in_channels // self.groups) * self.kernel_size[0] * self.kernel_size[1]
         bound = 1.0 / math.sqrt(fan_in)
         with torch.no_grad():
-            weight = torch.empty_like(self._raw()).uniform_(-bound, bound).abs_()
+            weight = positive_uniform_(torch.empty_like(self._raw()), bound)
             if self.mode == "softplus":
                 weight.clamp_(min=_MIN_SOFTPLUS_WEIGHT)
                 weight = weight + torch.log(-torch.expm1(-weight))  # inverse of softplus
