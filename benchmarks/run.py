@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))  # benchmarks.* and tests.integration.workspace
 from benchmarks.report import Measurement, format_table, write_json  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "latest.json"
-PARTS = ("workflow", "throughput", "inh", "stages")
+PARTS = ("workflow", "throughput", "inh", "stages", "invariance")
 
 
 def run_part(part: str, quick: bool) -> list[Measurement]:
@@ -39,6 +39,10 @@ def run_part(part: str, quick: bool) -> list[Measurement]:
         from benchmarks import stages
 
         return stages.measure(quick=quick)
+    if part == "invariance":
+        from benchmarks import invariance
+
+        return invariance.measure(quick=quick)
     from benchmarks import throughput
 
     return throughput.measure(quick=quick)
@@ -57,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=PARTS, help="run one part only")
     parser.add_argument("--quick", action="store_true",
                         help="throughput on 2048 images for 1 epoch, no full INH run, stages "
-                             "timed on 1024 images (the workflow part is unchanged)")
+                             "timed on 1024 images, 5 rounds of invariance ratios, not 9 (the workflow "
+                             "part is unchanged)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON file (default: {RESULTS})")
     args = parser.parse_args(argv)
 
