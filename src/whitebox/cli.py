@@ -236,6 +236,71 @@ def _noise_gradients(args: argparse.Namespace) -> None:
                                title=f"{state['spec']['title']}: gradients on Gaussian noise")
 
 
+def _unit_grid(args: argparse.Namespace) -> None:
+    from whitebox.explain import all_unit_gradients_on_noise, count_units
+    from whitebox.figures import UnitGridRow, save_unit_grid_figure, unit_class_blocks
+
+    if args.compare_layer and not args.compare_model:
+        raise ConfigError("--compare-layer needs --compare-model")
+    models = [(Path(args.model), args.layer)]
+    if args.compare_model:
+        models.append((Path(args.compare_model), args.compare_layer or args.layer))
+    rows, described, first_shape = [], [], None
+    for path, layer_name in models:
+        model, state = _load_trained(path)
+        _layer(model, layer_name)
+        shape = (len(state["mean"]), state["image_size"], state["image_size"])
+        if first_shape is not None and shape != first_shape:
+            raise ConfigError(f"{path} takes {shape} images but {models[0][0]} takes {first_shape}; "
+                              "compare models trained on the same dataset")
+        first_shape = shape
+        classes = list(state["classes"])
+        try:
+            n_units = count_units(model, layer_name, shape)
+            unit_class_blocks(n_units, len(classes))
+        except ValueError as error:
+            raise ConfigError(f"layer '{layer_name}' of {path}: {error}") from None
+        gradients = all_unit_gradients_on_noise(model, layer_name, shape, seed=args.noise_seed)
+        title = state["spec"]["title"] or state["spec"]["name"]
+        rows.append(UnitGridRow(title, gradients, classes))
+        described.append({"experiment": state["spec"]["name"], "title": title, "layer": layer_name,
+                          "n_units": n_units, "units_per_class": n_units // len(classes),
+                          "classes": classes})
+    save_unit_grid_figure(rows, Path(args.out), info={"noise_seed": args.noise_seed, "rows": described},
+                          title=f"gradients of every unit on one Gaussian-noise image "
+                                f"(noise seed {args.noise_seed})")
+
+
+KERNEL_VIEW_LAYERS = "ScaleConv2d, PerspectiveConv2d, ProjectiveConv2d"
+
+
+def _kernel_views(args: argparse.Namespace) -> None:
+    import torch
+
+    from whitebox.figures import save_kernel_views_figure
+
+    model, state = _load_trained(Path(args.model))
+    layer = _layer(model, args.layer)
+    kind = type(layer).__name__
+    if not (callable(getattr(layer, "kernel_views", None)) and callable(getattr(layer, "view_labels", None))):
+        raise ConfigError(f"layer '{args.layer}' is {kind}, which has no kernel_views()/view_labels(); "
+                          f"the kernel_views figure needs a layer with views of its kernel "
+                          f"({KERNEL_VIEW_LAYERS})")
+    with torch.no_grad():
+        views = layer.kernel_views().detach()
+    labels = [str(label) for label in layer.view_labels()]
+    perspective = getattr(layer, "perspective", None)
+    perspective = perspective.detach() if isinstance(perspective, torch.Tensor) else None
+    try:
+        save_kernel_views_figure(
+            views, labels, Path(args.out), n_kernels=args.n_kernels, perspective=perspective,
+            title=f"{state['spec']['title']}: {args.layer} ({kind}) kernels under {len(labels)} views",
+            info={"layer": args.layer, "layer_type": kind, "out_channels": int(views.shape[1]),
+                  "in_channels": int(views.shape[2])})
+    except ValueError as error:
+        raise ConfigError(f"layer '{args.layer}' ({kind}): {error}") from None
+
+
 def _paper(args: argparse.Namespace) -> None:
     from whitebox.paper import build_context, render_paper
 
@@ -317,6 +382,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-samples", type=int, default=6)
     p.add_argument("--out", required=True)
     p.set_defaults(run=_noise_gradients)
+
+    p = commands.add_parser("unit-grid", help="gradients of every unit of a layer on one noise image")
+    p.add_argument("--model", required=True)
+    p.add_argument("--layer", required=True,
+                   help="submodule whose units are split into per-class blocks, e.g. net.augmax")
+    p.add_argument("--compare-model", default=None, help="a second model, drawn the same way below")
+    p.add_argument("--compare-layer", default=None, help="its layer (default: --layer)")
+    p.add_argument("--noise-seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=_unit_grid)
+
+    p = commands.add_parser("kernel-views", help="a layer's largest kernels under each of its views")
+    p.add_argument("--model", required=True)
+    p.add_argument("--layer", required=True, help="a layer with kernel_views(), e.g. net.conv2")
+    p.add_argument("--n-kernels", type=int, default=6)
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=_kernel_views)
 
     p = commands.add_parser("paper", help="render paper templates from result files")
     p.add_argument("--metrics", nargs="+", required=True)

@@ -17,8 +17,10 @@ import yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 TORCHVISION_DATASETS = ("mnist", "cifar10")
-# Figures of any model, then those of an INH model (its slots, the slot-update curve).
-FIGURE_KINDS = ("gradients", "filters", "slots", "slot_update", "noise_gradients")
+# Figures of any model, then those of an INH model (its slots, the slot-update curve), then
+# the views of a layer's units and kernels (every unit on noise by class; invariance layers).
+FIGURE_KINDS = ("gradients", "filters", "slots", "slot_update", "noise_gradients", "unit_grid",
+                "kernel_views")
 
 
 class ConfigError(ValueError):
@@ -87,6 +89,7 @@ def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
                 f"config error at experiments/{name}/figures/noise_gradients: give either "
                 "layer (with units) or layers (a map of layer -> units)"
             )
+        _check_unit_grid(config, name, experiment)
     figure_files(config)  # two figures must not write the same file
     return config
 
@@ -104,6 +107,31 @@ def _check_family_and_finding(config: dict, name: str, experiment: dict) -> None
             f"config error at experiments/{name}/finding/than: unknown experiment "
             f"'{finding['than']}'; valid: {', '.join(sorted(config['experiments']))}"
         )
+
+
+def _class_count(config: dict, dataset: str) -> int | None:
+    """Number of classes of ``dataset`` when config says it (subsets, synthetic), else None."""
+    classes = config["datasets"][dataset].get("classes")
+    return len(classes) if classes is not None else None
+
+
+def _check_unit_grid(config: dict, name: str, experiment: dict) -> None:
+    """A unit_grid figure's ``compare`` must be another experiment with as many classes."""
+    compare = (experiment["figures"].get("unit_grid") or {}).get("compare")
+    if compare is None:
+        return
+    where = f"config error at experiments/{name}/figures/unit_grid/compare"
+    experiments = config["experiments"]
+    if compare not in experiments or compare == name:
+        raise ConfigError(f"{where}: '{compare}' is not another experiment; valid: "
+                          f"{', '.join(sorted(n for n in experiments if n != name))}")
+    other = experiments[compare]["dataset"]
+    if other not in config["datasets"]:
+        return  # reported as the compared experiment's own unknown dataset
+    ours, theirs = _class_count(config, experiment["dataset"]), _class_count(config, other)
+    if ours is not None and theirs is not None and ours != theirs:
+        raise ConfigError(f"{where}: '{compare}' has {theirs} classes ({other}) but '{name}' has "
+                          f"{ours} ({experiment['dataset']}); compare experiments with the same classes")
 
 
 def figure_file(config: dict, experiment: str, kind: str) -> str:

@@ -130,6 +130,27 @@ def noise_gradient_args(wildcards):
     )
 
 
+def unit_grid_compare_model(wildcards):
+    """The first-seed model of the experiment a unit_grid figure compares with (or none)."""
+    compare = figure_option_or(wildcards, "compare", None)
+    return [f"{run_dir(compare, config['seeds'][0])}/model.pt"] if compare else []
+
+
+def unit_grid_compare_args(wildcards):
+    """``--compare-model M --compare-layer L`` when the unit_grid figure compares, else nothing."""
+    models = unit_grid_compare_model(wildcards)
+    if not models:
+        return ""
+    layer = figure_option_or(wildcards, "compare_layer", None) or figure_option(wildcards, "layer")
+    return f"--compare-model {shlex.quote(models[0])} --compare-layer {shlex.quote(layer)}"
+
+
+def figure_option_or(wildcards, key, default):
+    """A figure option the schema gives no default (e.g. unit_grid's compare), or ``default``."""
+    experiment, kind = figure_entry(wildcards)
+    return config["experiments"][experiment]["figures"][kind].get(key, default)
+
+
 PAPER_TEMPLATES = sorted(Path(workflow.basedir, "paper", "templates").glob("*.tex.j2"))
 GENERATED = [f"paper/generated/{t.name.removesuffix('.j2')}" for t in PAPER_TEMPLATES]
 

@@ -138,3 +138,61 @@ rule noise_gradients:
     shell:
         "python -m whitebox noise-gradients --model {input.model} {params.layers}"
         " --n-samples {params.n_samples} --out {output} > {log} 2>&1"
+
+
+rule unit_grid:
+    wildcard_constraints:
+        figure=figure_names("unit_grid"),
+    output:
+        report(
+            "results/{dataset}/{figure}.png",
+            category="Every unit on noise",
+            caption="../report/unit_grid.rst",
+        ),
+    input:
+        model=first_seed_model,
+        compare=unit_grid_compare_model,
+        code=library_sources("layers", "models", "explain", "figures"),
+    log:
+        "logs/unit_grid/{dataset}/{figure}.log",
+    benchmark:
+        "logs/benchmarks/unit_grid/{dataset}/{figure}.tsv"
+    params:
+        layer=lambda wildcards: shlex.quote(figure_option(wildcards, "layer")),
+        compare=unit_grid_compare_args,
+        noise_seed=lambda wildcards: figure_option(wildcards, "noise_seed"),
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/whitebox.yaml"
+    shell:
+        "python -m whitebox unit-grid --model {input.model} --layer {params.layer}"
+        " {params.compare} --noise-seed {params.noise_seed} --out {output} > {log} 2>&1"
+
+
+rule kernel_views:
+    wildcard_constraints:
+        figure=figure_names("kernel_views"),
+    output:
+        report(
+            "results/{dataset}/{figure}.png",
+            category="Kernel views",
+            caption="../report/kernel_views.rst",
+        ),
+    input:
+        model=first_seed_model,
+        code=library_sources("layers", "models", "figures"),
+    log:
+        "logs/kernel_views/{dataset}/{figure}.log",
+    benchmark:
+        "logs/benchmarks/kernel_views/{dataset}/{figure}.tsv"
+    params:
+        layer=lambda wildcards: shlex.quote(figure_option(wildcards, "layer")),
+        n_kernels=lambda wildcards: figure_option(wildcards, "n_kernels"),
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/whitebox.yaml"
+    shell:
+        "python -m whitebox kernel-views --model {input.model} --layer {params.layer}"
+        " --n-kernels {params.n_kernels} --out {output} > {log} 2>&1"

@@ -12,6 +12,9 @@ submodule:
 * an :class:`~whitebox.layers.IncrementalNeuralHashing` layer outputs class logits, so
   there a unit is a *slot*: its cosine similarity to the layer's L2-normalised input
   (:func:`slot_similarity`), which is what the slot's threshold is compared with.
+
+``all_unit_gradients_on_noise`` gives every unit of a layer on one noise image in a single
+backward pass (the log's 180-slot "aug_module" picture, 14.10-21.10.2024).
 """
 
 from __future__ import annotations
@@ -100,17 +103,22 @@ def slot_similarity(model: nn.Module, images: torch.Tensor, slots: Sequence[int]
     return unit @ weight.t()
 
 
+def _per_unit_output(model: nn.Module, layer_name: str, images: torch.Tensor) -> torch.Tensor:
+    """``(N, n_units)``: every unit of a non-INH layer (channels max-pooled over positions)."""
+    output = _capture(model, model.get_submodule(layer_name), images, pre=False)
+    if not isinstance(output, torch.Tensor) or output.dim() < 2:
+        raise ValueError(f"layer '{layer_name}' output must be a (N, C, ...) tensor, got "
+                         f"{type(output).__name__} {tuple(getattr(output, 'shape', ()))}")
+    return output.flatten(2).amax(dim=2) if output.dim() > 2 else output
+
+
 def unit_activations(model: nn.Module, layer_name: str, images: torch.Tensor,
                      units: Sequence[int]) -> torch.Tensor:
     """``(N, len(units))`` activations of ``units`` of the named submodule (see module doc)."""
     layer = model.get_submodule(layer_name)
     if isinstance(layer, IncrementalNeuralHashing):
         return slot_similarity(model, images, units, layer_name)
-    output = _capture(model, layer, images, pre=False)
-    if not isinstance(output, torch.Tensor) or output.dim() < 2:
-        raise ValueError(f"layer '{layer_name}' output must be a (N, C, ...) tensor, got "
-                         f"{type(output).__name__} {tuple(getattr(output, 'shape', ()))}")
-    per_unit = output.flatten(2).amax(dim=2) if output.dim() > 2 else output
+    per_unit = _per_unit_output(model, layer_name, images)
     index = torch.as_tensor(list(units), dtype=torch.long, device=per_unit.device)
     if index.numel() and (index.min() < 0 or index.max() >= per_unit.shape[1]):
         raise IndexError(f"units {list(units)} out of range for layer '{layer_name}' with "
@@ -147,3 +155,59 @@ def unit_gradients_on_noise(model: nn.Module, layer_name: str, units: Sequence[i
     if not gradients:
         return images.new_zeros((0, *images.shape))
     return torch.stack(gradients).detach()
+
+
+def count_units(model: nn.Module, layer_name: str, image_shape: Sequence[int]) -> int:
+    """How many units the named submodule has (see module doc), from one forward pass."""
+    layer = model.get_submodule(layer_name)
+    if isinstance(layer, IncrementalNeuralHashing):
+        return int(layer.weight.shape[0])
+    reference = _parameter_like(model)
+    probe = torch.zeros((1, *image_shape))
+    if reference is not None:
+        probe = probe.to(device=reference.device, dtype=reference.dtype)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return int(_per_unit_output(model, layer_name, probe).shape[1])
+    finally:
+        model.train(was_training)
+
+
+def all_unit_gradients_on_noise(model: nn.Module, layer_name: str, image_shape: Sequence[int],
+                                seed: int = 0, std: float = DEFAULT_NOISE_STD, mean: float = 0.5,
+                                chunk_size: int = 256) -> torch.Tensor:
+    """d unit / d x of *every* unit of the layer on one noise image: ``(n_units, C, H, W)``.
+
+    The image is ``gaussian_noise(1, image_shape, seed)``, the first image
+    :func:`unit_gradients_on_noise` uses with the same seed. Instead of one backward pass
+    per unit, the model runs once on a batch of ``n_units`` copies of the image and one
+    backward of ``sum_u unit_u(copy_u)`` gives every unit's gradient, each on its own copy
+    (chunks of ``chunk_size`` copies bound the memory). This is exact because, in eval
+    mode, the copies do not interact (BatchNorm uses running statistics); a layer that
+    mixes the images of a batch even in eval mode would break it. The model's mode is
+    restored afterwards.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    n_units = count_units(model, layer_name, image_shape)
+    reference = _parameter_like(model)
+    image = gaussian_noise(1, image_shape, seed, mean, std)
+    if reference is not None:
+        image = image.to(device=reference.device, dtype=reference.dtype)
+    was_training = model.training
+    model.eval()
+    chunks = []
+    try:
+        for start in range(0, n_units, chunk_size):
+            units = list(range(start, min(start + chunk_size, n_units)))
+            copies = image.expand(len(units), *image.shape[1:]).clone().requires_grad_(True)
+            activations = unit_activations(model, layer_name, copies, units)  # (copies, units)
+            (grad,) = torch.autograd.grad(activations.diagonal().sum(), copies, allow_unused=True)
+            chunks.append(torch.zeros_like(copies) if grad is None else grad.detach())
+    finally:
+        model.train(was_training)
+    if not chunks:
+        return image.new_zeros((0, *image.shape[1:]))
+    return torch.cat(chunks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -37,10 +38,22 @@ def image_grid(images: torch.Tensor, ncols: int, pad: int = 1, group_size: int =
     return canvas
 
 
-def save_figure(fig: plt.Figure, path: Path) -> None:
-    """Write ``fig`` as PNG atomically and close it."""
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight"))
-    plt.close(fig)
+# PNG text chunk in which a figure records what it shows (read by whitebox.paper for captions).
+FIGURE_INFO_KEY = "whitebox"
+
+
+def save_figure(fig: plt.Figure, path: Path, info: dict | None = None) -> None:
+    """Write ``fig`` as PNG atomically and close it.
+
+    ``info`` (JSON-able) is stored in the PNG's ``whitebox`` text chunk, so that the paper
+    can describe exactly what the figure shows (e.g. which kernels were picked).
+    """
+    metadata = {FIGURE_INFO_KEY: json.dumps(info, sort_keys=True)} if info is not None else None
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight",
+                                                   metadata=metadata))
+    finally:
+        plt.close(fig)
 
 
 def save_gradient_figure(images: torch.Tensor, gradients: torch.Tensor, class_names: list[str],

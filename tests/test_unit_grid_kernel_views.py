@@ -1,0 +1,242 @@
+"""The unit_grid figure (every unit on one noise image, by class) and the kernel_views figure
+(an invariance layer's kernels under each view): gradients, renderers, CLI and config."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import whitebox.cli as cli
+from whitebox.cli import main
+from whitebox.config import FIGURE_KINDS, ConfigError, figure_files, validate_config
+from whitebox.explain import all_unit_gradients_on_noise, count_units, unit_gradients_on_noise
+from whitebox.figures import (
+    FIGURE_INFO_KEY,
+    UnitGridRow,
+    save_kernel_views_figure,
+    save_unit_grid_figure,
+    strongest_kernels,
+    unit_class_blocks,
+)
+from whitebox.io import save_torch
+from whitebox.models import build_classifier
+
+
+def png_info(path: Path) -> dict:
+    with Image.open(path) as png:
+        assert png.format == "PNG" and 100 < png.width < 4000 and 50 < png.height < 4000
+        return json.loads(png.text[FIGURE_INFO_KEY])
+
+
+def one_error_line(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+# -- all_unit_gradients_on_noise ------------------------------------------------------------
+def _tiny_model() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.GELU(), nn.Conv2d(4, 6, 3),
+                         nn.Flatten(1), nn.Linear(6 * 4 * 4, 5)).double()
+
+
+@pytest.mark.parametrize(("layer", "n_units"), [("3", 6), ("5", 5)])  # conv (max-pooled), linear
+@pytest.mark.parametrize("chunk_size", [256, 2])
+def test_all_unit_gradients_equal_per_unit_autograd(layer, n_units, chunk_size):
+    model = _tiny_model().train()  # BatchNorm in train mode would couple the copies: eval is used
+    grads = all_unit_gradients_on_noise(model, layer, (2, 8, 8), seed=4, chunk_size=chunk_size)
+    assert grads.shape == (n_units, 2, 8, 8) and grads.dtype == torch.float64
+    one_by_one = unit_gradients_on_noise(model, layer, list(range(n_units)), 1, (2, 8, 8), seed=4)
+    torch.testing.assert_close(grads, one_by_one[:, 0])
+    assert model.training  # mode restored
+    assert count_units(model, layer, (2, 8, 8)) == n_units
+
+
+def test_all_unit_gradients_of_inh_slots():
+    model = build_classifier("inh", 3, [0.5], [0.25], image_size=6).double()
+    torch.manual_seed(0)
+    model.net.inh.add_slots(torch.randn(6, 36, dtype=torch.float64), torch.arange(6) % 3)
+    n_slots = model.net.inh.weight.shape[0]
+    grads = all_unit_gradients_on_noise(model.eval(), "net.inh", (1, 6, 6), seed=2, chunk_size=4)
+    assert grads.shape == (n_slots, 1, 6, 6) and n_slots > 4
+    torch.testing.assert_close(grads, unit_gradients_on_noise(model, "net.inh", range(n_slots), 1,
+                                                              (1, 6, 6), seed=2)[:, 0])
+
+
+# -- renderers ------------------------------------------------------------------------------
+def test_units_split_into_equal_class_blocks():
+    assert unit_class_blocks(180, 3) == [range(0, 60), range(60, 120), range(120, 180)]
+    assert unit_class_blocks(2, 2) == [range(0, 1), range(1, 2)]
+    for n_units, n_classes in ((7, 3), (2, 3), (4, 0)):
+        with pytest.raises(ValueError, match="equal per-class blocks"):
+            unit_class_blocks(n_units, n_classes)
+
+
+def test_unit_grid_figure_writes_one_png_with_its_description(tmp_path):
+    rows = [UnitGridRow("Aug-max", torch.randn(60, 3, 8, 8), ["plane", "car", "bird"]),
+            UnitGridRow("Baseline", torch.randn(30, 3, 8, 8), ["plane", "car", "bird"])]
+    save_unit_grid_figure(rows, tmp_path / "grid.png", title="units", info={"noise_seed": 3})
+    assert png_info(tmp_path / "grid.png") == {"noise_seed": 3}
+    with pytest.raises(ValueError, match="59 units do not split into 3"):
+        save_unit_grid_figure([UnitGridRow("x", torch.randn(59, 1, 8, 8), ["a", "b", "c"])],
+                              tmp_path / "bad.png")
+    assert [p.name for p in tmp_path.iterdir()] == ["grid.png"]
+
+
+def test_kernel_views_pick_the_largest_kernels_and_share_a_scale(tmp_path):
+    views = torch.randn(4, 10, 2, 3, 3) * 0.1
+    views[:, 7] *= 30
+    views[:, 2] *= 20
+    assert strongest_kernels(views, 3)[:2] == [7, 2]
+    assert len(strongest_kernels(views, 50)) == 10
+    kernels = save_kernel_views_figure(views, ["identity", "a", "b", "c"], tmp_path / "grey.png",
+                                       n_kernels=3, info={"layer": "net.conv2"})
+    info = png_info(tmp_path / "grey.png")
+    assert info == {"layer": "net.conv2", "kernels": kernels, "views": ["identity", "a", "b", "c"],
+                    "perspective": False, "rgb": False}
+    rgb = torch.randn(3, 5, 3, 5, 5)
+    save_kernel_views_figure(rgb, ["0", "1", "2"], tmp_path / "rgb.png", n_kernels=2,
+                             perspective=torch.randn(5, 2, 2))
+    info = png_info(tmp_path / "rgb.png")
+    assert info["rgb"] is True and info["perspective"] is True and len(info["kernels"]) == 2
+    with pytest.raises(ValueError, match="2 view labels for 3 views"):
+        save_kernel_views_figure(rgb, ["0", "1"], tmp_path / "bad.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grey.png", "rgb.png"]
+
+
+# -- command line ---------------------------------------------------------------------------
+def _checkpoint(path: Path, n_classes: int, seed: int, name: str) -> Path:
+    """A (untrained) directional model saved the way training saves model.pt."""
+    torch.manual_seed(seed)
+    mean, std = [0.5] * 3, [0.25] * 3
+    model = build_classifier("directional", n_classes, mean, std, image_size=32)
+    classes = ["airplane", "automobile", "bird"][:n_classes]
+    spec = {"name": name, "title": name.title(), "model": "directional", "model_args": {}}
+    save_torch({"state_dict": model.state_dict(), "spec": spec, "classes": classes, "mean": mean,
+                "std": std, "image_size": 32}, path)
+    return path
+
+
+def test_unit_grid_command_draws_both_models(tmp_path):
+    model = _checkpoint(tmp_path / "a" / "model.pt", 3, 0, "augmax")
+    baseline = _checkpoint(tmp_path / "b" / "model.pt", 3, 1, "baseline")
+    out = tmp_path / "aug_module.png"
+    assert main(["unit-grid", "--model", str(model), "--layer", "net.conv2", "--compare-model",
+                 str(baseline), "--compare-layer", "net.amp1", "--noise-seed", "2",
+                 "--out", str(out)]) == 0
+    info = png_info(out)
+    assert info["noise_seed"] == 2
+    assert [(r["title"], r["layer"], r["n_units"], r["units_per_class"]) for r in info["rows"]] == [
+        ("Augmax", "net.conv2", 120, 40), ("Baseline", "net.amp1", 120, 40)]
+
+
+def test_unit_grid_command_errors_are_one_line(tmp_path, capsys):
+    two = _checkpoint(tmp_path / "two" / "model.pt", 2, 0, "two")
+    out = tmp_path / "u.png"
+    assert main(["unit-grid", "--model", str(two), "--layer", "normalize", "--out", str(out)]) == 1
+    assert "layer 'normalize'" in (line := one_error_line(capsys)) and "3 units do not split into 2" in line
+    assert main(["unit-grid", "--model", str(two), "--layer", "net.nope", "--out", str(out)]) == 1
+    assert "model has no layer 'net.nope'" in one_error_line(capsys)
+    assert main(["unit-grid", "--model", str(two), "--layer", "net.conv2", "--compare-model",
+                 str(tmp_path / "missing.pt"), "--out", str(out)]) == 1
+    assert "no trained model at" in one_error_line(capsys)
+    assert not out.exists()
+
+
+class FakeViewConv(nn.Module):
+    """The interface of the invariance layers: kernel_views() and view_labels()."""
+
+    def __init__(self, perspective: bool) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(8, 3, 3, 3))
+        if perspective:
+            self.perspective = nn.Parameter(torch.randn(8, 2, 2) * 0.01)
+
+    def kernel_views(self) -> torch.Tensor:
+        return torch.stack([self.weight, self.weight.flip(-1), self.weight.flip(-2)])
+
+    def view_labels(self) -> list[str]:
+        return ["identity", "flip x", "flip y"]
+
+
+@pytest.mark.parametrize("perspective", [False, True])
+def test_kernel_views_command(tmp_path, monkeypatch, perspective):
+    model = nn.Sequential()
+    model.add_module("net", nn.Sequential())
+    model.net.add_module("conv2", FakeViewConv(perspective))
+    state = {"spec": {"title": "Perspective LeNet", "name": "perspective"}}
+    monkeypatch.setattr(cli, "_load_trained", lambda path: (model, state))
+    out = tmp_path / "views.png"
+    assert main(["kernel-views", "--model", "m.pt", "--layer", "net.conv2", "--n-kernels", "3",
+                 "--out", str(out)]) == 0
+    info = png_info(out)
+    assert info["layer"] == "net.conv2" and info["layer_type"] == "FakeViewConv"
+    assert info["views"] == ["identity", "flip x", "flip y"] and len(info["kernels"]) == 3
+    assert info["perspective"] is perspective and info["rgb"] is True
+
+
+def test_kernel_views_of_a_plain_convolution_is_one_line(tmp_path, capsys):
+    model = _checkpoint(tmp_path / "model.pt", 2, 0, "plain")
+    status = main(["kernel-views", "--model", str(model), "--layer", "net.conv2", "--out",
+                   str(tmp_path / "k.png")])
+    assert status == 1
+    line = one_error_line(capsys)
+    assert "layer 'net.conv2' is Conv2d" in line and "kernel_views()" in line
+    assert not (tmp_path / "k.png").exists()
+
+
+# -- config ---------------------------------------------------------------------------------
+def _config() -> dict:
+    three = {"source": "synthetic", "classes": ["a", "b", "c"]}
+    return {
+        "datasets": {"three": three, "two": {"source": "synthetic", "classes": ["a", "b"]}},
+        "experiments": {
+            "augmax": {"dataset": "three", "model": "directional",
+                       "figures": {"unit_grid": {"file": "aug_module", "layer": "net.augmax",
+                                                 "compare": "baseline"},
+                                   "kernel_views": {"layer": "net.conv2"}}},
+            "baseline": {"dataset": "three", "model": "directional"},
+            "binary": {"dataset": "two", "model": "directional"},
+        },
+    }
+
+
+def test_new_figure_kinds_validate_with_defaults():
+    config = validate_config(_config())
+    figures = config["experiments"]["augmax"]["figures"]
+    assert figures["unit_grid"]["noise_seed"] == 0 and figures["kernel_views"]["n_kernels"] == 6
+    assert figure_files(config) == {"results/three/aug_module.png": ("augmax", "unit_grid"),
+                                    "results/three/augmax_kernel_views.png": ("augmax", "kernel_views")}
+    assert {"unit_grid", "kernel_views"} <= set(FIGURE_KINDS)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"compare": "nope"}, "unit_grid/compare: 'nope' is not another experiment; valid: baseline, binary"),
+    ({"compare": "augmax"}, "'augmax' is not another experiment"),
+    ({"compare": "binary"}, "'binary' has 2 classes"),
+    ({"layer": None}, "figures/unit_grid: 'layer' is a required property"),
+    ({"colour": "red"}, "'colour' was unexpected"),
+])
+def test_bad_unit_grid_is_one_line_naming_the_key(change, message):
+    config = copy.deepcopy(_config())
+    grid = config["experiments"]["augmax"]["figures"]["unit_grid"]
+    grid.update(change)
+    if grid["layer"] is None:
+        del grid["layer"]
+    with pytest.raises(ConfigError, match=message) as error:
+        validate_config(config)
+    assert "\n" not in str(error.value)
+
+
+def test_kernel_views_needs_a_layer():
+    config = _config()
+    del config["experiments"]["augmax"]["figures"]["kernel_views"]["layer"]
+    with pytest.raises(ConfigError, match="figures/kernel_views: 'layer' is a required property"):
+        validate_config(config)
