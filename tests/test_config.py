@@ -66,7 +66,7 @@ def test_bad_config_gives_one_line_naming_the_key(mutate, message):
 
 
 def test_unknown_experiment_lists_valid_names(config):
-    with pytest.raises(ConfigError, match="valid: conj_disj, conv_simple, directional, "):
+    with pytest.raises(ConfigError, match="valid: augmax_cifar3, augmax_cifar3_noaug, colour_invariant, "):
         experiment_spec(config, "nope")
 
 

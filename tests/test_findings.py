@@ -31,21 +31,22 @@ def test_verdicts(difference, spread, relation, margin, expected):
     assert verdict(difference, spread, relation, margin) == expected
 
 
-def summary(name, mean, std, family=None, finding=None, title=None):
+def summary(name, mean, std, family=None, finding=None, title=None, wall_time=100.0):
     return {"name": name, "title": title or name.upper(), "mean": mean, "std": std,
             "family": family, "family_title": (family or "").title(), "finding": finding,
-            "figures": {}}
+            "figures": {}, "wall_time_mean": wall_time}
 
 
 def test_finding_carries_its_evidence():
-    base = summary("bn", 80.0, 0.3)
+    base = summary("bn", 80.0, 0.3, wall_time=50.0)
     variant = summary("iternorm", 77.0, 0.4, "norm",
-                      {"text": "worse than BN", "relation": "lower", "than": "bn"})
+                      {"text": "worse than BN", "relation": "lower", "than": "bn"}, wall_time=400.0)
     result = evaluate_finding(variant, {"bn": base, "iternorm": variant})
     assert result["difference"] == pytest.approx(-3.0)
     assert result["spread"] == pytest.approx(0.5)
     assert result["verdict"] == REPRODUCED and result["than_title"] == "BN"
     assert result["margin"] == 0.0
+    assert result["time_ratio"] == pytest.approx(8.0)  # the stage trains 8x longer than its twin
 
 
 def test_picture_findings_are_by_eye_and_missing_references_are_errors():

@@ -645,7 +645,83 @@ def test_family_tables_test_the_findings(tmp_path):
 
 
 def test_paper_prints_the_family_table(tmp_path, latexmk):
-    paths, figures = write_family_results(tmp_path)
+    paths, figures = with_unit_and_kernel_figures(tmp_path, *write_family_results(tmp_path))
     text = build_pdf(latexmk, tmp_path, build_context(paths, figures, tmp_path / "paper"))
     assert "Disjunction models" in text and "less accurate" in text
     assert "reproduced" in text and "No stage of this family was run" in text
+    words = " ".join(text.split())
+    assert "every unit (all 120)" in words and "of Directional (120 units)" in words
+    assert "scatters the learned perspective parameters" in words
+
+
+# -- Figures that describe themselves: every unit on noise, kernel views -------------------
+def write_png_with_info(path: Path, info: dict | None) -> Path:
+    """A PNG carrying ``info`` in its whitebox text chunk, as the figure renderers write it."""
+    from PIL.PngImagePlugin import PngInfo
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    chunk = PngInfo()
+    if info is not None:
+        chunk.add_text("whitebox", json.dumps(info))
+    Image.new("RGB", (300, 120), (90, 90, 90)).save(path, pnginfo=chunk)
+    return path
+
+
+def with_unit_and_kernel_figures(root: Path, paths: list[Path], figures: dict,
+                                 kernel_info: bool = True) -> tuple[list[Path], dict]:
+    """conj_disj also gets a unit_grid figure (compared with directional) and kernel views."""
+    for path in paths:
+        record = json.loads(path.read_text())
+        if record["experiment"] == "conj_disj":
+            record["spec"]["figures"].update(
+                unit_grid={"layer": "net.conv2", "compare": "directional", "noise_seed": 0},
+                kernel_views={"layer": "net.conv1", "n_kernels": 2})
+            path.write_text(json.dumps(record))
+    rows = [{"experiment": name, "title": TITLES[name], "layer": "net.conv2", "n_units": 120,
+             "units_per_class": 60, "classes": ["airplane", "automobile"]}
+            for name in ("conj_disj", "directional")]
+    kernels = {"layer": "net.conv1", "layer_type": "PerspectiveConv2d", "out_channels": 12,
+               "in_channels": 3, "kernels": [7, 2], "views": ["identity", "p_1"],
+               "perspective": True, "rgb": True}
+    results = root / "results" / "cifar2"
+    figures["conj_disj"] = figures["conj_disj"] | {
+        "unit_grid": write_png_with_info(results / "aug_module.png", {"noise_seed": 0, "rows": rows}),
+        "kernel_views": write_png_with_info(results / "conj_disj_kernel_views.png",
+                                            kernels if kernel_info else None)}
+    return paths, figures
+
+
+def test_unit_grid_and_kernel_views_captions(tmp_path):
+    paths, figures = with_unit_and_kernel_figures(tmp_path, *write_family_results(tmp_path))
+    context = build_context(paths, figures, tmp_path / "paper")
+    conj_disj = next(e for e in context["experiments"] if e["name"] == "conj_disj")
+    grid = conj_disj["figure_spec"]["unit_grid"]
+    assert (grid["compare_title"], grid["compare_seed"], grid["compare_layer"]) == (
+        "Directional", 0, "net.conv2")
+    assert conj_disj["figure_info"]["kernel_views"]["kernels"] == [7, 2]
+    assert list(conj_disj["figures"])[-2:] == ["unit_grid", "kernel_views"]
+    render_paper(TEMPLATES, tmp_path / "generated", context)
+    tex = (tmp_path / "generated" / "figures.tex").read_text()
+    macro = conj_disj["macro"]
+    assert f"\\label{{fig:{macro}-unit_grid}}" in tex and f"\\label{{fig:{macro}-kernel_views}}" in tex
+    refs = tex.split("stagefigurerefs@disjunction")[1].split("\n")[1]
+    assert f"\\ref{{fig:{macro}-unit_grid}}, \\ref{{fig:{macro}-kernel_views}}" in refs
+    assert "The second row shows the same for the first-seed model (seed 0) of\n    Directional" in tex
+    assert "(channels 7, 2)" in tex and "p\\_1" in tex and "scatters the learned perspective" in tex
+
+
+def test_kernel_views_caption_without_figure_info_stays_general(tmp_path):
+    paths, figures = with_unit_and_kernel_figures(tmp_path, *write_family_results(tmp_path),
+                                                  kernel_info=False)
+    context = build_context(paths, figures, tmp_path / "paper")
+    render_paper(TEMPLATES, tmp_path / "generated", context)
+    tex = (tmp_path / "generated" / "figures.tex").read_text()
+    assert "For a layer that learns perspective parameters" in tex
+    assert "otherwise as the mean" in tex
+
+
+def test_unit_grid_compare_without_metrics_is_one_line(tmp_path):
+    paths, figures = with_unit_and_kernel_figures(tmp_path, *write_results(tmp_path))
+    conj_disj_only = [p for p in paths if "conj_disj" in str(p)]
+    with pytest.raises(PaperInputError, match="compares with 'directional', whose metrics were not"):
+        build_context(conj_disj_only, {"conj_disj": figures["conj_disj"]}, tmp_path / "paper")

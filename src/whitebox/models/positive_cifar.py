@@ -12,7 +12,7 @@ Only layers that read features are positive: conv1 reads normalised pixels, whic
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -30,7 +30,7 @@ from whitebox.layers import (
 REPRESENTATION_NORMS = ("bn", "iternorm", "dbn", "percentile", "iternorm_percentile")
 
 
-def _check_units(n_units: int, n_groups: int, what: str = "n_classes") -> None:
+def check_units(n_units: int, n_groups: int, what: str = "n_classes") -> None:
     """SoftMaxPool splits the units into contiguous per-class blocks: they must divide evenly."""
     if n_groups < 1 or n_units < 1 or n_units % n_groups:
         raise ValueError(f"n_units={n_units} must be a positive multiple of {what}={n_groups} "
@@ -47,17 +47,21 @@ def _conv(positive: bool, *args, **kwargs) -> nn.Module:
     return PositiveConv2d(*args, **kwargs) if positive else nn.Conv2d(*args, **kwargs)
 
 
-def _lenet_trunk(in_channels: int, widths: Sequence[int], n_units: int, positive: bool,
-                 bn_affine: bool) -> list[tuple[str, nn.Module]]:
+def lenet_trunk(in_channels: int, widths: Sequence[int], n_units: int, positive: bool,
+                bn_affine: bool, conv2: Callable[[int, int, int], nn.Module] | None = None,
+                ) -> list[tuple[str, nn.Module]]:
     """Named layers of the LeNet trunk: 32x32 -> conv 5 -> 28 -> MP -> 14 -> conv 5 -> 10 -> MP -> 5
-    -> conv 5 -> 1x1, flattened to ``(N, n_units)`` representation units."""
+    -> conv 5 -> 1x1, flattened to ``(N, n_units)`` representation units.
+
+    ``conv2(in, out, kernel_size)`` builds the part layer instead of the default convolution
+    (called in layer order, so a seed gives the same initial weights to the layers around it)."""
     _check_widths(widths, 2)
     return [
         ("conv1", nn.Conv2d(in_channels, widths[0], 5)),
         ("mp1", nn.MaxPool2d(2)),
         ("bn1", nn.BatchNorm2d(widths[0], affine=bn_affine)),
         ("act1", nn.GELU()),
-        ("conv2", _conv(positive, widths[0], widths[1], 5)),
+        ("conv2", conv2(widths[0], widths[1], 5) if conv2 else _conv(positive, widths[0], widths[1], 5)),
         ("mp2", nn.MaxPool2d(2)),
         ("bn2", nn.BatchNorm2d(widths[1], affine=bn_affine)),
         ("act2", nn.GELU()),
@@ -105,9 +109,9 @@ def positive_lenet(n_classes: int, in_channels: int = 3, widths: Sequence[int] =
     ``n_units`` representation units (REPRESENTATION_NORMS; whitening groups of
     ``norm_group_size`` units, PercentileNorm at ``percent`` %).
     """
-    _check_units(n_units, n_classes)
+    check_units(n_units, n_classes)
     return nn.Sequential(OrderedDict([
-        *_lenet_trunk(in_channels, widths, n_units, positive, bn_affine),
+        *lenet_trunk(in_channels, widths, n_units, positive, bn_affine),
         ("norm", _representation_norm(representation_norm, n_units, bn_affine, norm_group_size,
                                       percent)),
         ("smpool", SoftMaxPool(n_classes)),
@@ -123,7 +127,7 @@ def positive_vgg4(n_classes: int, in_channels: int = 3, widths: Sequence[int] = 
     max-pools; conv4 gives ``n_units`` maps whose maxima over the image are the representation.
     """
     _check_widths(widths, 3)
-    _check_units(n_units, n_classes)
+    check_units(n_units, n_classes)
     w0, w1, w2 = widths
     return nn.Sequential(OrderedDict([
         ("conv1", nn.Conv2d(in_channels, w0, 3, padding=1)),
@@ -156,10 +160,10 @@ def parallel_copies(n_classes: int, in_channels: int = 3, n_copies: int = 3,
     unit over the copies (a disjunction: "this copy's version or that one's"). Narrower trunks
     keep the parameter count near one ``positive_lenet``'s.
     """
-    _check_units(n_units, n_classes)
+    check_units(n_units, n_classes)
 
     def trunk() -> nn.Sequential:
-        return nn.Sequential(OrderedDict(_lenet_trunk(in_channels, widths, n_units, True, bn_affine)))
+        return nn.Sequential(OrderedDict(lenet_trunk(in_channels, widths, n_units, True, bn_affine)))
 
     return nn.Sequential(OrderedDict([
         ("copies", Parallel(trunk, n=n_copies, combine="softmaxpool", temperature=temperature)),
@@ -209,7 +213,7 @@ def parallel_scales(n_classes: int, in_channels: int = 3, kernel_sizes: Sequence
     n_branches = len(kernel_sizes)
     if n_branches < 1:
         raise ValueError("kernel_sizes must name at least one kernel size")
-    _check_units(n_units, n_branches * n_classes, what="len(kernel_sizes) * n_classes")
+    check_units(n_units, n_branches * n_classes, what="len(kernel_sizes) * n_classes")
     w0, w1 = widths
     branch_units = n_units // n_branches
 

@@ -10,20 +10,23 @@ from torch import nn
 
 from whitebox.layers import Normalize
 from whitebox.layers.base import Regularized
-from whitebox.models import gumbel_cifar, hashing, positive_cifar, prototype_cifar
+from whitebox.models import gumbel_cifar, hashing, invariance_cifar, positive_cifar, prototype_cifar
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
+    "augmax_lenet": invariance_cifar.augmax_lenet,
     "conj_disj": prototype_cifar.conj_disj,
     "directional": prototype_cifar.directional,
     "gumbel2": gumbel_cifar.gumbel2,
     "gumbel3": gumbel_cifar.gumbel3,
     "gumbel_simple": gumbel_cifar.gumbel_simple,
     "inh": hashing.inh,
+    "invariant_lenet": invariance_cifar.invariant_lenet,
     "mlp": hashing.mlp,
     "parallel_copies": positive_cifar.parallel_copies,
     "parallel_scales": positive_cifar.parallel_scales,
     "positive_lenet": positive_cifar.positive_lenet,
     "positive_vgg4": positive_cifar.positive_vgg4,
+    "signed_lenet": invariance_cifar.signed_lenet,
 }
 
 

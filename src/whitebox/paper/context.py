@@ -71,6 +71,7 @@ SPEC_KEYS = (
 )
 NUMBER_KEYS = ("test_accuracy", "wall_time_s", "n_parameters", "epochs", "seed")
 INH_NUMBER_KEYS = ("slots", "compression")  # only in the metrics of models with INH slots
+INFO_FIGURE_KINDS = ("unit_grid", "kernel_views")  # figures whose captions use figure_info
 
 # Characters that \includegraphics cannot take in a file name.
 _UNSAFE_PATH_CHARS = set("%#{}\\$^~&") | {" ", "\t", "\n"}
@@ -139,6 +140,31 @@ def relative_figure_path(png: Path, paper_dir: Path) -> str:
             "include; rename the results directory"
         )
     return relative
+
+
+FIGURE_INFO_KEY = "whitebox"  # the PNG text chunk of whitebox.figures.grids.save_figure
+
+
+def figure_info(png: Path) -> dict[str, Any]:
+    """What a figure records about itself (its PNG's ``whitebox`` text chunk), or ``{}``.
+
+    Renderers store e.g. the kernels a kernel_views figure picked, so that the caption can
+    name them; a PNG without the chunk (made elsewhere) just gets a more general caption.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(png) as image:
+            text = getattr(image, "text", {}).get(FIGURE_INFO_KEY)
+    except OSError as error:
+        raise PaperInputError(f"figure {png} is not a readable image ({error}); rerender it") from None
+    if text is None:
+        return {}
+    try:
+        info = json.loads(text)
+    except json.JSONDecodeError:
+        raise PaperInputError(f"figure {png} carries corrupt whitebox metadata; rerender it") from None
+    return info if isinstance(info, dict) else {}
 
 
 def _unique(values: Iterable[Any]) -> list[Any]:
@@ -300,7 +326,29 @@ def summarize_experiment(
             kind: relative_figure_path(png, paper_dir)
             for kind, png in sorted(figures.items(), key=lambda item: FIGURE_KINDS.index(item[0]))
         },
+        # What the unit_grid and kernel_views figures say they show (see figure_info).
+        "figure_info": {kind: figure_info(png) for kind, png in figures.items()
+                        if kind in INFO_FIGURE_KINDS},
     }
+
+
+def _resolve_unit_grid_compare(experiment: dict[str, Any], by_name: dict[str, dict]) -> None:
+    """Give a unit_grid figure's ``compare`` experiment its title and first seed for the caption."""
+    grid = experiment["figure_spec"].get("unit_grid")
+    if not grid or "unit_grid" not in experiment["figures"]:
+        return
+    grid = experiment["figure_spec"]["unit_grid"] = {"compare": None, **grid}
+    grid.setdefault("compare_layer", grid.get("layer"))
+    compare = grid["compare"]
+    if compare is None:
+        return
+    if compare not in by_name:
+        raise PaperInputError(
+            f"experiment '{experiment['name']}': its unit_grid figure compares with '{compare}', "
+            f"whose metrics were not given; pass them too (known: {', '.join(by_name)})"
+        )
+    grid["compare_title"] = by_name[compare]["title"]
+    grid["compare_seed"] = by_name[compare]["seeds"][0]
 
 
 def dataset_notes(experiments: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -431,6 +479,7 @@ def build_context(
     by_name = {e["name"]: e for e in experiments}
     for e in experiments:
         e["finding_result"] = evaluate_finding(e, by_name)
+        _resolve_unit_grid_compare(e, by_name)
     runs = [run for e in experiments for run in e["runs"]]
     inh = [e for e in experiments if e["is_inh"]]
     return {

@@ -7,7 +7,9 @@ than: conv_simple}``. The comparison uses the experiments' test accuracies over 
 * ``difference`` d = mean(this) - mean(than), in points;
 * ``spread`` s = sqrt(std(this)^2 + std(than)^2), the seed-to-seed noise of d (0 with one
   seed each);
-* ``margin`` m (config, default 0 for ``lower``/``higher``, 1 point for ``similar``).
+* ``margin`` m (config, default 0 for ``lower``/``higher``, 1 point for ``similar``);
+* ``time_ratio``: mean training wall time over that of the compared experiment (the log
+  reports slowdowns such as "8x slower").
 
 Verdicts: for ``lower``, *reproduced* when d < -max(m, s), *not reproduced* when d > s,
 else *inconclusive* (the gap is within the noise); ``higher`` mirrors it; for
@@ -77,7 +79,17 @@ def evaluate_finding(experiment: dict[str, Any], by_name: dict[str, dict[str, An
         "difference": difference,
         "spread": spread,
         "verdict": verdict(difference, spread, relation, margin),
+        "time_ratio": time_ratio(experiment, other),
     }
+
+
+def time_ratio(experiment: dict[str, Any], other: dict[str, Any]) -> float | None:
+    """Mean training wall time of ``experiment`` over that of ``other`` (None if unknown).
+
+    Only comparable when both ran on the same kind of device (the tables print the devices).
+    """
+    base = other.get("wall_time_mean") or 0.0
+    return experiment["wall_time_mean"] / base if base > 0 else None
 
 
 def family_tables(experiments: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from whitebox.layers import GumbelConv2d, annealed_tau
 from whitebox.layers.base import growing_layers, regularize
 from whitebox.training.augment import augment_batch
 from whitebox.training.checkpoint import load_checkpoint, save_checkpoint
+from whitebox.training.invariance import ColourInvariance
 from whitebox.training.schedule import lr_factor, make_optimizer
 
 
@@ -43,6 +44,7 @@ class TrainSettings:
     label_smoothing: float = 0.0
     eval_batch_size: int = 1000
     tau: dict | None = None  # {"start", "end"}: GumbelConv2d temperature schedule
+    invariance: dict | None = None  # {"weight", "augmentations"}: colour-invariance penalty
 
 
 @dataclass
@@ -57,6 +59,7 @@ class EpochRecord:
     epoch_time_s: float
     slots: int = 0  # units of growing layers (e.g. INH slots) after the epoch; 0 if none
     pruned: int = 0  # units those layers removed at the end of the epoch
+    invariance_loss: float = 0.0  # mean colour-invariance penalty (unweighted); 0 if off
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -87,6 +90,9 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
     n_train = train_images.shape[0]
     steps_per_epoch = -(-n_train // settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
+    invariance = (ColourInvariance(model, settings.invariance["augmentations"])
+                  if settings.invariance else None)
+    invariance_weight = settings.invariance["weight"] if settings.invariance else 0.0
 
     records: list[EpochRecord] = []
     elapsed = 0.0
@@ -102,7 +108,7 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
     for epoch in range(len(records), settings.epochs):
         start = time.perf_counter()
         generator = epoch_generator(seed, epoch)
-        torch.manual_seed(seed * 100_003 + epoch)  # for layers that sample (e.g. Gumbel)
+        torch.manual_seed(seed * 100_003 + epoch)  # for random layers (Gumbel) and colour augmentation
         if settings.tau:
             tau = annealed_tau(epoch, settings.epochs, settings.tau["start"], settings.tau["end"])
             for layer in model.modules():
@@ -111,6 +117,7 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
         order = torch.randperm(n_train, generator=generator).to(device)
         model.train()
         loss_sum = torch.zeros((), device=device)
+        penalty_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         lr = base_lr
         batches = range(0, n_train, settings.batch_size)
@@ -131,9 +138,13 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
             for layer in growing:
                 layer.set_targets(labels)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(images)
+                if invariance is None:
+                    logits, penalty = model(images), torch.zeros((), device=device)
+                else:  # the batch and its recoloured copy in one pass
+                    logits, penalty = invariance(model, images)
                 loss = F.cross_entropy(logits.float(), labels,
                                        label_smoothing=settings.label_smoothing)
+                loss = loss + invariance_weight * penalty
             for layer in growing:
                 layer.set_targets(None)
             optimizer.zero_grad(set_to_none=True)
@@ -143,6 +154,7 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
                 layer.sgd_step(lr / base_lr)
             regularize(model)
             loss_sum += loss.detach() * index.numel()
+            penalty_sum += penalty.detach() * index.numel()
             correct += (logits.argmax(1) == labels).sum()
 
         train_loss = loss_sum.item() / n_train
@@ -159,7 +171,8 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
                              train_accuracy=round(100.0 * correct.item() / n_train, 4),
                              test_accuracy=test["accuracy"], lr=lr,
                              epoch_time_s=round(time.perf_counter() - start, 3),
-                             slots=sum(layer.n_units() for layer in growing), pruned=pruned)
+                             slots=sum(layer.n_units() for layer in growing), pruned=pruned,
+                             invariance_loss=round(penalty_sum.item() / n_train, 6))
         records.append(record)
         print(" ".join(f"{k}={v}" for k, v in asdict(record).items()), file=sys.stderr,
               flush=True)
