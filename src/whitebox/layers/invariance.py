@@ -49,6 +49,18 @@ def centred(homographies: torch.Tensor, center: float) -> torch.Tensor:
     return to_centre @ homographies @ from_centre
 
 
+def conv_max_over_views(x: torch.Tensor, views: torch.Tensor, bias: torch.Tensor | None,
+                        stride: int, padding: int | str) -> torch.Tensor:
+    """Convolve with every view of the kernels ``(V, out, in, k, k)`` in one ``F.conv2d`` (the views
+    stacked as ``V * out`` output channels) and keep, per output channel and position, the best view;
+    the bias is added after the maximum."""
+    n_views, out_channels = views.shape[:2]
+    out = F.conv2d(x, views.reshape(n_views * out_channels, *views.shape[2:]), stride=stride,
+                   padding=padding)
+    out = out.unflatten(1, (n_views, out_channels)).amax(dim=1)
+    return out if bias is None else out + bias.view(1, -1, 1, 1).to(out.dtype)
+
+
 def _signed(value: float) -> str:
     return f"{value:+g}"
 
@@ -193,12 +205,7 @@ class WarpedConv2d(Regularized):
         return self.warp(self.weight, self.homographies())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        views = self.kernel_views()
-        n_views = views.shape[0]
-        out = F.conv2d(x, views.reshape(n_views * self.out_channels, *views.shape[2:]),
-                       stride=self.stride, padding=self.padding)
-        out = out.unflatten(1, (n_views, self.out_channels)).amax(dim=1)
-        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1).to(out.dtype)
+        return conv_max_over_views(x, self.kernel_views(), self.bias, self.stride, self.padding)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

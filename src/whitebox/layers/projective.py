@@ -13,11 +13,10 @@ import itertools
 import math
 
 import torch
-import torch.nn.functional as F
 from kornia.geometry.transform import get_projective_transform, warp_affine3d
 
 from whitebox.layers.base import Regularized
-from whitebox.layers.invariance import init_kernel_
+from whitebox.layers.invariance import conv_max_over_views, init_kernel_
 
 
 def view_angles(angle: float) -> list[tuple[float, float]]:
@@ -132,12 +131,7 @@ class ProjectiveConv2d(Regularized):
         return [f"x{ax:+g} y{ay:+g}" for ax, ay in self.angles_xy.tolist()]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        views = self.kernel_views()
-        n_views = views.shape[0]
-        out = F.conv2d(x, views.reshape(n_views * self.out_channels, *views.shape[2:]),
-                       stride=self.stride, padding=self.padding)
-        out = out.unflatten(1, (n_views, self.out_channels)).amax(dim=1)
-        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1).to(out.dtype)
+        return conv_max_over_views(x, self.kernel_views(), self.bias, self.stride, self.padding)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
