@@ -23,7 +23,7 @@ def git_commit(cwd: Path | None = None) -> str:
 def library_versions() -> dict[str, str]:
     """Versions of Python and the libraries that decide numerical results."""
     versions = {"python": platform.python_version()}
-    for package in ("whitebox", "torch", "torchvision", "numpy"):
+    for package in ("whitebox", "torch", "torchvision", "kornia", "numpy"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
