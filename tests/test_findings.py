@@ -51,7 +51,8 @@ def test_finding_carries_its_evidence():
 
 def test_picture_findings_are_by_eye_and_missing_references_are_errors():
     eye = summary("top4", 70.0, 1.0, "gumbel", {"text": "noisier gradients"})
-    assert evaluate_finding(eye, {})["verdict"] == BY_EYE
+    assert evaluate_finding(eye, {}) == {"text": "noisier gradients", "relation": None,
+                                         "verdict": BY_EYE, "time_ratio": None}
     assert evaluate_finding(summary("plain", 1.0, 0.0), {}) is None
     orphan = summary("x", 70.0, 1.0, "gumbel", {"text": "t", "relation": "lower", "than": "gone"})
     with pytest.raises(PaperInputError, match="'gone', which has no results"):

@@ -644,6 +644,24 @@ def test_family_tables_test_the_findings(tmp_path):
     assert [e["name"] for e in context["main_figure_experiments"]] == ["directional"]
 
 
+def test_family_table_renders_time_ratios_and_by_eye_findings(tmp_path):
+    paths, figures = write_family_results(tmp_path)
+    for path in paths:
+        record = json.loads(path.read_text())
+        if record["experiment"] == "directional":
+            record["spec"].update(family="by_eye", family_title="Pictures",
+                                  finding={"text": "gradients look cleaner"})
+        path.write_text(json.dumps(record))
+    context = build_context(paths, figures, tmp_path / "paper")
+    by_name = {e["name"]: e for e in context["experiments"]}
+    ratio = by_name["conj_disj"]["finding_result"]["time_ratio"]
+    assert ratio == pytest.approx(by_name["conj_disj"]["wall_time_mean"]
+                                  / by_name["directional"]["wall_time_mean"])
+    render_paper(TEMPLATES, tmp_path / "generated", context)
+    tex = (tmp_path / "generated" / "families.tex").read_text()
+    assert f"$\\times{ratio:.1f}$" in tex and "by eye" in tex
+
+
 def test_paper_prints_the_family_table(tmp_path, latexmk):
     paths, figures = with_unit_and_kernel_figures(tmp_path, *write_family_results(tmp_path))
     text = build_pdf(latexmk, tmp_path, build_context(paths, figures, tmp_path / "paper"))

@@ -58,7 +58,7 @@ def evaluate_finding(experiment: dict[str, Any], by_name: dict[str, dict[str, An
     if not finding:
         return None
     if "relation" not in finding:
-        return {"text": finding["text"], "relation": None, "verdict": BY_EYE}
+        return {"text": finding["text"], "relation": None, "verdict": BY_EYE, "time_ratio": None}
     other_name = finding["than"]
     if other_name not in by_name:
         raise PaperInputError(
