@@ -113,6 +113,8 @@ def test_noise_gradient_rows_of_one_layer_or_several(config):
     assert noise_gradient_rows(figures["gumbel2"]["figures"]["noise_gradients"]) == [("net.conv3", [59])]
     rows = noise_gradient_rows(figures["positive_vgg4"]["figures"]["noise_gradients"])
     assert [layer for layer, _ in rows] == ["net.conv1", "net.conv2", "net.conv3", "net.conv4"]
+    rows = noise_gradient_rows({"layers": {"net.b": [1], "net.a": [0]}})
+    assert rows == [("net.a", [0]), ("net.b", [1])]  # name order, whatever the map's order
     both = copy.deepcopy(config)
     both["experiments"]["positive_vgg4"]["figures"]["noise_gradients"]["layer"] = "net.conv1"
     with pytest.raises(ConfigError, match="give either layer"):

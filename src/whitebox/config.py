@@ -165,9 +165,13 @@ def figure_files(config: dict) -> dict[str, tuple[str, str]]:
 
 
 def noise_gradient_rows(options: dict) -> list[tuple[str, list[int]]]:
-    """``[(layer, units), ...]`` of a noise_gradients figure (one ``layer`` or a ``layers`` map)."""
+    """``[(layer, units), ...]`` of a noise_gradients figure (one ``layer`` or a ``layers`` map).
+
+    Several layers come in name order: a spec passed as JSON has its keys sorted, so the figure
+    (drawn from config) and its caption (written from the spec in metrics.json) agree.
+    """
     if "layers" in options:
-        return [(layer, list(units)) for layer, units in options["layers"].items()]
+        return [(layer, list(units)) for layer, units in sorted(options["layers"].items())]
     return [(options["layer"], list(options["units"]))]
 
 

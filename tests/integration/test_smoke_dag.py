@@ -103,6 +103,15 @@ def test_a_named_figure_is_its_own_target(smoke_run):
     assert jobs == {"noise_gradients": 1}
 
 
+def test_slot_figure_needs_both_compared_models(smoke_run):
+    """results/cifar3/slots.png draws augmax_cifar3 and its baseline: it rebuilds the one missing."""
+    png = smoke_run / "results" / "cifar3" / "slots.png"
+    baseline = smoke_run / "results" / "cifar3" / "augmax_cifar3_noaug" / "seed0" / "metrics.json"
+    with moved_away(png), moved_away(baseline):
+        jobs = dry_run_jobs(smoke_run, "results/cifar3/slots.png")
+    assert jobs == {"train": 1, "unit_grid": 1}
+
+
 def test_rerun_is_a_no_op(smoke_run):
     assert dry_run_jobs(smoke_run) == {}
 
