@@ -24,7 +24,8 @@ def smoke_run(tmp_path_factory) -> Path:
     require(shutil.which("latexmk") is not None, "latexmk not installed")
     require(shutil.which("pdftotext") is not None, "pdftotext not installed (poppler-utils)")
     workspace = make_workspace(tmp_path_factory.mktemp("smoke"))
-    result = snakemake(workspace, "--profile", "profiles/smoke")
+    # About 110 jobs, 10-12 minutes on 2 quiet cores (20 beside another training run).
+    result = snakemake(workspace, "--profile", "profiles/smoke", timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     return workspace
 
