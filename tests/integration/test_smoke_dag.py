@@ -107,7 +107,7 @@ def test_a_named_figure_is_its_own_target(smoke_run):
 def test_slot_figure_needs_both_compared_models(smoke_run):
     """results/cifar3/slots.png draws augmax_cifar3 and its baseline: it rebuilds the one missing."""
     png = smoke_run / "results" / "cifar3" / "slots.png"
-    baseline = smoke_run / "results" / "cifar3" / "augmax_cifar3_noaug" / "seed0" / "metrics.json"
+    baseline = smoke_run / "results" / "cifar3" / "augmax_cifar3_noaug" / "seed0" / "model.pt"
     with moved_away(png), moved_away(baseline):
         jobs = dry_run_jobs(smoke_run, "results/cifar3/slots.png")
     assert jobs == {"train": 1, "unit_grid": 1}
