@@ -92,3 +92,36 @@ def test_missing_metrics_for_the_paper_is_one_line(tmp_path, capsys):
     assert status == 1
     assert "metrics.json" in one_error_line(capsys)
     assert not (tmp_path / "generated").exists()
+
+
+def bad_training_setup(tmp_path, experiment: str, **changes) -> list[str]:
+    """``whitebox train`` arguments for ``experiment`` on tiny synthetic data, with spec changes."""
+    source = {"source": "synthetic", "classes": ["airplane", "automobile", "bird"],
+              "train_per_class": 4, "test_per_class": 2}
+    spec = dataclasses.replace(experiment_spec(load_config(REPO / "config.yaml"), experiment),
+                               source=source, **changes)
+    data = tmp_path / "tensors.pt"
+    assert main(["prepare-data", "--dataset", "cifar10", "--source", json.dumps(source),
+                 "--root", str(tmp_path), "--out", str(data)]) == 0
+    return ["train", "--spec", spec.to_json(), "--seed", "0", "--data", str(data),
+            "--out-dir", str(tmp_path / "run")]
+
+
+def test_bad_model_argument_names_the_key(tmp_path, capsys):
+    args = bad_training_setup(tmp_path, "projective_conv",
+                              model_args={"part": "fisheye"}, classes=["airplane", "automobile"])
+    capsys.readouterr()
+    assert main(args) == 1
+    line = one_error_line(capsys)
+    assert "experiments/projective_conv/model_args" in line and "fisheye" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_colour_invariance_on_a_two_headed_model_names_the_key(tmp_path, capsys):
+    spec = experiment_spec(load_config(REPO / "config.yaml"), "negative_branch")
+    training = {**spec.training, "invariance": {"weight": 1.0, "augmentations": ["channel_shuffle"]}}
+    args = bad_training_setup(tmp_path, "negative_branch", training=training)
+    capsys.readouterr()
+    assert main(args) == 1
+    line = one_error_line(capsys)
+    assert "experiments/negative_branch/training/invariance" in line and "exactly one SoftMaxPool" in line

@@ -38,6 +38,7 @@ def _train(args: argparse.Namespace) -> None:
     from whitebox.provenance import git_commit, library_versions
     from whitebox.training import TrainSettings, fit, resolve_device
     from whitebox.training.device import device_name
+    from whitebox.training.invariance import representation_pool
 
     spec = ExperimentSpec.from_json(args.spec)
     if spec.model not in model_names():
@@ -51,9 +52,18 @@ def _train(args: argparse.Namespace) -> None:
     mean, std = mean_std(data.train)
 
     torch.manual_seed(args.seed)
-    model = build_classifier(spec.model, len(data.classes), mean, std, image_size=data.image_size,
-                             **spec.model_args).to(device)
     settings = TrainSettings(**spec.training)
+    try:
+        model = build_classifier(spec.model, len(data.classes), mean, std, image_size=data.image_size,
+                                 **spec.model_args).to(device)
+    except (TypeError, ValueError) as error:  # an unknown or invalid model argument
+        raise ConfigError(f"config error at experiments/{spec.name}/model_args: {error}") from None
+    if settings.invariance:
+        try:
+            representation_pool(model)
+        except ValueError as error:
+            raise ConfigError(f"config error at experiments/{spec.name}/training/invariance: "
+                              f"{error}") from None
     train_x, train_y = data.train.images.to(device), data.train.labels.to(device)
     test_x, test_y = data.test.images.to(device), data.test.labels.to(device)
     print(f"{spec.name} seed {args.seed}: {spec.model} on {spec.dataset} "

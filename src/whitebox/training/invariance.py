@@ -40,6 +40,15 @@ def group_maxima(representation: torch.Tensor, n_groups: int) -> torch.Tensor:
     return representation.reshape(representation.shape[0], n_groups, -1).amax(dim=-1)
 
 
+def representation_pool(model: nn.Module) -> SoftMaxPool:
+    """The model's only SoftMaxPool, whose input the penalty compares; ValueError otherwise."""
+    pools = [m for m in model.modules() if isinstance(m, SoftMaxPool)]
+    if len(pools) != 1:
+        raise ValueError("training.invariance needs a model with exactly one SoftMaxPool "
+                         f"(its input is the representation); this one has {len(pools)}")
+    return pools[0]
+
+
 class ColourInvariance:
     """Forward a batch with its recoloured copy; return the clean logits and the penalty.
 
@@ -47,11 +56,7 @@ class ColourInvariance:
     """
 
     def __init__(self, model: nn.Module, augmentations: list[str]) -> None:
-        pools = [m for m in model.modules() if isinstance(m, SoftMaxPool)]
-        if len(pools) != 1:
-            raise ValueError("training.invariance needs a model with exactly one SoftMaxPool "
-                             f"(its input is the representation); this one has {len(pools)}")
-        self.pool = pools[0]
+        self.pool = representation_pool(model)
         self.augment = colour_augmentation(augmentations)
 
     def __call__(self, model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
