@@ -338,6 +338,14 @@ def _calibrated(make: Callable[[int], Callable[[], None]], target_s: float) -> t
     return make(calls), calls
 
 
+def _model_step_ratio(name: str, model_name: str, variants: dict[str, nn.Module], x: torch.Tensor,
+                      y: torch.Tensor, repeats: int, steps_per_repeat: int, limit: float) -> Measurement:
+    """First variant's training step over the second's (fwd + bwd + Adam on one batch), same process."""
+    steppers = {label: _model_stepper(model, x, y, steps_per_repeat) for label, model in variants.items()}
+    return compare(name, steppers, repeats, steps_per_repeat, "step", "<", limit,
+                   f"batch {BATCH}, fwd+bwd+Adam", {"model": model_name, "batch": BATCH})
+
+
 def gumbel_overheads(images: torch.Tensor, labels: torch.Tensor, mean, std, repeats: int,
                      steps_per_repeat: int) -> list[Measurement]:
     """GumbelConv2d vs nn.Conv2d: the gumbel_simple model's step, and the layer alone."""
@@ -349,12 +357,9 @@ def gumbel_overheads(images: torch.Tensor, labels: torch.Tensor, mean, std, repe
         return build_classifier("gumbel_simple", 10, mean, std, conv=conv)
 
     x, y = images[:BATCH], labels[:BATCH] % 10
-    results = [compare(
-        "stages: GumbelConv2d / Conv2d, gumbel_simple step",
-        {"gumbel": _model_stepper(model("gumbel"), x, y, steps_per_repeat),
-         "conv2d": _model_stepper(model("standard"), x, y, steps_per_repeat)},
-        repeats, steps_per_repeat, "step", "<", GUMBEL_MODEL_LIMIT,
-        f"batch {BATCH}, fwd+bwd+Adam", {"model": "gumbel_simple", "batch": BATCH})]
+    results = [_model_step_ratio("stages: GumbelConv2d / Conv2d, gumbel_simple step", "gumbel_simple",
+                                 {"gumbel": model("gumbel"), "conv2d": model("standard")}, x, y,
+                                 repeats, steps_per_repeat, GUMBEL_MODEL_LIMIT)]
 
     torch.manual_seed(SEED)
     shapes = {"gumbel2 conv3": input_shape(build_classifier("gumbel2", 2, mean, std), "net.conv3", x),
@@ -388,12 +393,9 @@ def iternorm_overheads(images: torch.Tensor, labels: torch.Tensor, mean, std, re
         return build_classifier("positive_lenet", 3, mean, std, representation_norm=norm)
 
     x, y = images[:BATCH], labels[:BATCH] % 3
-    results = [compare(
-        "stages: IterNorm / BatchNorm1d, positive_lenet step",
-        {"iternorm": _model_stepper(model("iternorm"), x, y, steps_per_repeat),
-         "bn": _model_stepper(model("bn"), x, y, steps_per_repeat)},
-        repeats, steps_per_repeat, "step", "<", ITERNORM_MODEL_LIMIT,
-        f"batch {BATCH}, fwd+bwd+Adam", {"model": "positive_lenet", "batch": BATCH})]
+    results = [_model_step_ratio("stages: IterNorm / BatchNorm1d, positive_lenet step", "positive_lenet",
+                                 {"iternorm": model("iternorm"), "bn": model("bn")}, x, y,
+                                 repeats, steps_per_repeat, ITERNORM_MODEL_LIMIT)]
 
     shape = input_shape(model("iternorm"), "net.norm", x)
     torch.manual_seed(SEED)
