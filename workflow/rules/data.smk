@@ -13,13 +13,14 @@ rule prepare_dataset:
     params:
         source=lambda wildcards: json.dumps(config["datasets"][wildcards.dataset]),
         mirror=mirror_option,
+    threads: 4
     resources:
         mem_mb=8000,
     conda:
         "../envs/whitebox.yaml"
     shell:
         "python -m whitebox prepare-data --dataset {wildcards.dataset} --source {params.source:q}"
-        " --root data/{wildcards.dataset} --out {output}"
+        " --root data/{wildcards.dataset} --out {output} --workers {threads}"
         " {params.mirror}"
         ""
         " > {log} 2>&1"

@@ -6,6 +6,7 @@ a deterministic synthetic set, and the prepared-file format the training code lo
 restricted to a subset of classes.
 """
 
+from whitebox.data.cub import load_cub
 from whitebox.data.dataset import Dataset, Split, load_prepared, mean_std, read_source
 from whitebox.data.errors import DataError
 from whitebox.data.imagefolder import load_imagefolder
@@ -18,6 +19,7 @@ __all__ = [
     "Dataset",
     "Split",
     "build_dataset",
+    "load_cub",
     "load_imagefolder",
     "load_prepared",
     "load_torchvision",

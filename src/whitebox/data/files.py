@@ -2,21 +2,41 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
+import http.client
+import os
 import shutil
 import socket
+import time
+import urllib.request
 from pathlib import Path
-from urllib.error import URLError
+from urllib.error import HTTPError, URLError
 
 from torchvision.datasets.utils import calculate_md5, download_url
+from tqdm import tqdm
 
 from whitebox.data.errors import DataError, one_line
 from whitebox.io import atomic_path
 
 MIRROR_KEY = "data_mirror"
+# The fix for a bad local archive that was just removed: fetch it again.
+REFETCH = "rerun to fetch it again (from data_mirror or the network)"
 # Seconds a connection may stay silent before a download gives up: firewalled clusters
 # drop packets instead of refusing, and urllib would otherwise wait forever.
 SOCKET_TIMEOUT_S = 60
+# Seconds before the n-th retry of a resumable download is n * this (tests set it to 0).
+RETRY_BACKOFF_S = 2.0
+CHUNK_BYTES = 1 << 20
+PART_SUFFIX = ".part"
+
+
+class DownloadError(DataError):
+    """The network did not deliver a file; ``reason`` is the last error, one short line."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def mirror_hint(what: str) -> str:
@@ -93,3 +113,102 @@ def download(urls: list[str], dest: Path, md5: str, what: str) -> None:
             fix=f"the download of {dest.name} is truncated or corrupt: rerun, or "
             + mirror_hint(what),
         )
+
+
+def download_resumable(
+    url: str,
+    dest: Path,
+    md5: str | None,
+    what: str,
+    size: int | None = None,
+    attempts: int = 5,
+) -> None:
+    """Fetch ``url`` into ``dest`` through ``dest.part``, resuming a partial download.
+
+    A broken connection is retried up to ``attempts`` times, each time continuing where
+    the ``.part`` file ends (HTTP Range). ``dest`` appears only after the size (if given)
+    and md5 (if given) match; a bad download is deleted. ``what`` describes the file for
+    the "no network" message, which tells the user to set a data mirror.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + PART_SUFFIX)
+    reason = "no attempt made"
+    for attempt in range(max(1, attempts)):
+        if attempt:
+            time.sleep(RETRY_BACKOFF_S * attempt)
+        try:
+            _fetch_part(url, part, size)
+            break
+        except HTTPError as error:
+            reason = one_line(error, 100)
+            if error.code == 416:  # nothing left to send: the .part is whole (or wrong)
+                break
+            if 400 <= error.code < 500 and error.code not in (408, 429):
+                _unreachable(url, dest, what, reason)  # retrying will not help
+        except (OSError, http.client.HTTPException, ValueError) as error:
+            if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+                raise DataError(
+                    f"no space left on the device while writing {part}; free some and rerun"
+                ) from None
+            reason = one_line(error, 100)
+            if isinstance(error, URLError) and isinstance(error.reason, socket.gaierror):
+                _unreachable(url, dest, what, reason)  # no name service: offline, do not wait
+    else:
+        _unreachable(url, dest, what, reason)
+    if not part.is_file():
+        _unreachable(url, dest, what, reason)
+    fix = f"the download of {dest.name} is truncated or corrupt: rerun, or {mirror_hint(what)}"
+    if size is not None and part.stat().st_size != size:
+        got = part.stat().st_size
+        part.unlink(missing_ok=True)
+        raise DataError(f"size mismatch for {dest} (expected {size} bytes, got {got}; removed); {fix}")
+    if md5 is not None:
+        verify_md5(part, md5, remove=True, shown=dest, fix=fix)
+    os.replace(part, dest)
+
+
+def _unreachable(url: str, dest: Path, what: str, reason: str) -> None:
+    raise DownloadError(
+        f"cannot download {dest.name} from {url} ({reason}); no network? {mirror_hint(what)}",
+        reason,
+    )
+
+
+def _fetch_part(url: str, part: Path, size: int | None) -> None:
+    """Append the rest of ``url`` to ``part`` (start over if the server ignores Range).
+
+    Raises ConnectionError when the stream ends before the announced length.
+    """
+    offset = part.stat().st_size if part.is_file() else 0
+    if size is not None and offset >= size:
+        return  # already whole (or too long: the size check reports it)
+    headers = {"User-Agent": "whitebox"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=SOCKET_TIMEOUT_S) as response:
+        if response.status == 206 and not _range_starts_at(response, offset):
+            part.unlink()  # a range we did not ask for: start over on the next attempt
+            raise ConnectionError(f"server resumed at the wrong offset (not {offset})")
+        if response.status != 206:
+            offset = 0  # the server ignores Range and sends the whole file
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length is not None and length.isdigit() else size
+        bar = tqdm(
+            total=total, initial=offset, desc=f"downloading {part.name}", unit="B",
+            unit_scale=True, disable=None,
+        )
+        with bar, open(part, "ab" if offset else "wb") as out:
+            while chunk := response.read(CHUNK_BYTES):
+                out.write(chunk)
+                bar.update(len(chunk))
+    received = part.stat().st_size
+    if total is not None and received < total:
+        raise ConnectionError(f"connection closed after {received} of {total} bytes")
+
+
+def _range_starts_at(response: http.client.HTTPResponse, offset: int) -> bool:
+    """Whether a 206 answer's Content-Range starts at ``offset``."""
+    content_range = response.headers.get("Content-Range", "")
+    return content_range.startswith(f"bytes {offset}-")

@@ -5,22 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from whitebox.data.cub import load_cub
 from whitebox.data.dataset import Dataset, save_dataset
 from whitebox.data.errors import DataError
 from whitebox.data.imagefolder import load_imagefolder
 from whitebox.data.synthetic import synthetic_from_source
 from whitebox.data.torchvision_sources import load_torchvision
 
-SOURCES = ("torchvision", "imagefolder", "synthetic")
+SOURCES = ("torchvision", "imagefolder", "synthetic", "cub")
 
 
 def build_dataset(
-    name: str, source: dict[str, Any], root: Path, mirror: Path | None = None
+    name: str, source: dict[str, Any], root: Path, mirror: Path | None = None, workers: int = 1
 ) -> Dataset:
-    """Dataset ``name`` from its config entry ``source`` (raw files kept under ``root``)."""
+    """Dataset ``name`` from its config entry ``source`` (raw files kept under ``root``;
+    ``workers`` processes decode JPEG sources)."""
     kind = source.get("source")
     if kind == "torchvision":
         return load_torchvision(name, Path(root), mirror)
+    if kind == "cub":
+        return load_cub(
+            name,
+            Path(root),
+            mirror,
+            crop=source.get("crop", "bbox"),
+            size=int(source.get("size", 224)),
+            workers=workers,
+        )
     if kind in ("imagefolder", "synthetic"):
         # These come sorted by class; a fixed shuffle makes "the first test images"
         # a mix of classes, as in the original CIFAR-10 and MNIST files.
@@ -38,10 +49,15 @@ def build_dataset(
 
 
 def prepare_dataset(
-    name: str, source: dict[str, Any], root: Path, out: Path, mirror: Path | None = None
+    name: str,
+    source: dict[str, Any],
+    root: Path,
+    out: Path,
+    mirror: Path | None = None,
+    workers: int = 1,
 ) -> Dataset:
     """Fetch and verify base dataset ``name`` into ``root``, convert it, and save it to
     ``out`` atomically together with ``source`` (provenance). Returns the dataset."""
-    dataset = build_dataset(name, source, root, mirror)
+    dataset = build_dataset(name, source, root, mirror, workers)
     save_dataset(dataset, Path(out), source)
     return dataset

@@ -19,12 +19,11 @@ from torchvision.datasets.utils import check_integrity, extract_archive
 
 from whitebox.data.dataset import Dataset, Split
 from whitebox.data.errors import DataError, one_line
-from whitebox.data.files import copy_file, download, gunzip, verify_md5
+from whitebox.data.files import REFETCH, copy_file, download, gunzip, verify_md5
 from whitebox.io import atomic_dir
 
 TORCHVISION_NAMES = ("mnist", "cifar10")
 MNIST_CLASSES = [str(digit) for digit in range(10)]
-REFETCH = "rerun to fetch it again (from data_mirror or the network)"
 
 
 def load_torchvision(name: str, root: Path, mirror: Path | None = None) -> Dataset:
