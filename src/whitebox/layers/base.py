@@ -57,3 +57,52 @@ class GrowingLayer(nn.Module):
 def growing_layers(model: nn.Module) -> list[GrowingLayer]:
     """Every GrowingLayer inside ``model``."""
     return [m for m in model.modules() if isinstance(m, GrowingLayer)]
+
+
+class Phased(nn.Module):
+    """Base for models trained in phases that revisit the training set between epochs
+    (ProtoPNet: warm-up with a frozen backbone, joint training, prototype push, last layer).
+
+    The training loop, for every Phased module of the model:
+    - builds the optimiser from ``parameter_groups()`` when it returns groups (each a dict
+      with ``params`` and an ``lr_scale`` multiplying the run's learning rate);
+    - calls ``start_epoch(epoch, epochs)`` before each epoch (0-based), e.g. to set
+      ``requires_grad`` so that only this phase's parameters train;
+    - adds ``auxiliary_loss(labels)`` (terms computed from the last forward, e.g. cluster and
+      separation costs) to the cross-entropy of every training batch;
+    - after each epoch runs ``data_passes(epoch, epochs)`` passes over the training split in
+      eval mode without gradients and without augmentation, images in their stored order:
+      ``begin_pass(i)``, then per batch ``set_targets(labels)`` and a forward pass of the whole
+      model, then ``end_pass(i)`` (e.g. pass 0 pushes prototypes, pass 1 refits the last layer).
+
+    All phase decisions follow from the epoch number, so resuming from a checkpoint is exact.
+    """
+
+    def parameter_groups(self) -> list[dict] | None:
+        """Optimiser groups ``[{"params": [...], "lr_scale": s}, ...]`` or None for one group."""
+        return None
+
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """Prepare epoch ``epoch`` (0-based) of ``epochs``."""
+
+    def auxiliary_loss(self, labels):
+        """Extra loss terms of the last training forward pass (a scalar tensor), or None."""
+        return None
+
+    def data_passes(self, epoch: int, epochs: int) -> int:
+        """How many passes over the training split to run after epoch ``epoch`` (0-based)."""
+        return 0
+
+    def begin_pass(self, index: int) -> None:
+        """Pass ``index`` over the training split starts."""
+
+    def set_targets(self, labels) -> None:
+        """Labels of the batch about to be forwarded in a pass (None afterwards)."""
+
+    def end_pass(self, index: int) -> None:
+        """Pass ``index`` is complete (every training image was forwarded once)."""
+
+
+def phased_modules(model: nn.Module) -> list[Phased]:
+    """Every Phased module inside ``model``."""
+    return [m for m in model.modules() if isinstance(m, Phased)]

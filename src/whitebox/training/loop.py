@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from whitebox.evaluation import accuracy_report, predict
 from whitebox.layers import GumbelConv2d, annealed_tau
-from whitebox.layers.base import growing_layers, regularize
+from whitebox.layers.base import Phased, growing_layers, phased_modules, regularize
 from whitebox.training.augment import augment_batch
 from whitebox.training.checkpoint import load_checkpoint, save_checkpoint
 from whitebox.training.invariance import ColourInvariance
@@ -67,6 +67,37 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
+def parameter_groups(model: nn.Module, growing: list, phased: list[Phased]) -> list[dict]:
+    """Optimiser groups with an ``lr_scale`` each: those Phased modules ask for (e.g. a higher
+    rate for a new head than for a pretrained backbone), then every other parameter at scale 1.
+
+    Growing layers (INH) step their own parameters, so the optimiser leaves those out.
+    """
+    owned = {id(p) for layer in growing for p in layer.owned_parameters()}
+    groups = [{"params": list(group["params"]), "lr_scale": float(group.get("lr_scale", 1.0))}
+              for module in phased for group in (module.parameter_groups() or [])]
+    owned |= {id(p) for group in groups for p in group["params"]}
+    rest = [p for p in model.parameters() if id(p) not in owned]
+    return groups + ([{"params": rest, "lr_scale": 1.0}] if rest else [])
+
+
+def training_pass(model: nn.Module, module: Phased, index: int, images: torch.Tensor,
+                  labels: torch.Tensor, batch_size: int) -> None:
+    """Pass ``index`` of ``module`` over the training split: eval mode, no gradients, no
+    augmentation, stored order; ``module`` sees each batch's labels before its forward."""
+    device = images.device
+    model.eval()
+    module.begin_pass(index)
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                         enabled=device.type == "cuda"):
+        for first in range(0, images.shape[0], batch_size):
+            batch = images[first:first + batch_size].float().div_(255)
+            module.set_targets(labels[first:first + batch_size])
+            model(batch.contiguous(memory_format=torch.channels_last))
+    module.set_targets(None)
+    module.end_pass(index)
+
+
 def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor,
         test_images: torch.Tensor, test_labels: torch.Tensor, settings: TrainSettings,
         seed: int, checkpoint_path: Path | None = None, run_id: str = "",
@@ -81,11 +112,9 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
     # channels_last: convolutions run faster in NHWC (about 1.1x for Directional on a CPU,
     # tensor-core friendly on a GPU); parameters keep their values.
     model.to(memory_format=torch.channels_last)
-    # Growing layers (INH) step their own parameters; the optimiser gets the rest.
     growing = growing_layers(model)
-    owned = {id(p) for layer in growing for p in layer.owned_parameters()}
-    optimizer = make_optimizer([p for p in model.parameters() if id(p) not in owned],
-                               **settings.optimizer)
+    phased = phased_modules(model)
+    optimizer = make_optimizer(parameter_groups(model, growing, phased), **settings.optimizer)
     base_lr = settings.optimizer["lr"]
     n_train = train_images.shape[0]
     steps_per_epoch = -(-n_train // settings.batch_size)
@@ -109,6 +138,8 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
         start = time.perf_counter()
         generator = epoch_generator(seed, epoch)
         torch.manual_seed(seed * 100_003 + epoch)  # for random layers (Gumbel) and colour augmentation
+        for module in phased:
+            module.start_epoch(epoch, settings.epochs)
         if settings.tau:
             tau = annealed_tau(epoch, settings.epochs, settings.tau["start"], settings.tau["end"])
             for layer in model.modules():
@@ -130,7 +161,7 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
             lr = base_lr * lr_factor(settings.schedule, epoch * steps_per_epoch + step_in_epoch,
                                      total_steps)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             images = train_images[index].float().div_(255)
             images = augment_batch(images.contiguous(memory_format=torch.channels_last),
                                    settings.augment, generator)
@@ -145,6 +176,10 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
                 loss = F.cross_entropy(logits.float(), labels,
                                        label_smoothing=settings.label_smoothing)
                 loss = loss + invariance_weight * penalty
+                for module in phased:  # e.g. ProtoPNet's cluster and separation costs
+                    extra = module.auxiliary_loss(labels)
+                    if extra is not None:
+                        loss = loss + extra.float()
             for layer in growing:
                 layer.set_targets(None)
             optimizer.zero_grad(set_to_none=True)
@@ -164,6 +199,10 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
                 f"training.optimizer.lr (now {base_lr}) or check the data"
             )
         pruned = sum(layer.end_epoch() for layer in growing)
+        for module in phased:  # e.g. ProtoPNet's prototype push and last-layer refit
+            for index in range(module.data_passes(epoch, settings.epochs)):
+                training_pass(model, module, index, train_images, train_labels,
+                              settings.eval_batch_size)
         test = accuracy_report(predict(model, test_images, settings.eval_batch_size),
                                test_labels, classes=[])
         elapsed += time.perf_counter() - start

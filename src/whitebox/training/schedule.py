@@ -8,9 +8,10 @@ import torch
 from torch import nn
 
 
-def make_optimizer(params: list[nn.Parameter], name: str, lr: float, weight_decay: float = 0.0,
-                   momentum: float = 0.9, nesterov: bool = False) -> torch.optim.Optimizer:
-    """adam | adamw | sgd over ``params``."""
+def make_optimizer(params: list[nn.Parameter] | list[dict], name: str, lr: float,
+                   weight_decay: float = 0.0, momentum: float = 0.9,
+                   nesterov: bool = False) -> torch.optim.Optimizer:
+    """adam | adamw | sgd over ``params`` (parameters, or torch's parameter-group dicts)."""
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "adamw":
