@@ -9,6 +9,7 @@ from whitebox.layers.parallel import Parallel, copies
 from whitebox.layers.pooling import Mean, Normalize, Scale, SoftMaxPool
 from whitebox.layers.positive import PositiveConv2d
 from whitebox.layers.projective import ProjectiveConv2d
+from whitebox.layers.prototypes import PartPrototypes
 
 __all__ = [
     "AugMax",
@@ -20,6 +21,7 @@ __all__ = [
     "Mean",
     "Normalize",
     "Parallel",
+    "PartPrototypes",
     "PercentileNorm",
     "PerspectiveConv2d",
     "PositiveConv2d",

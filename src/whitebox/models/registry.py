@@ -10,12 +10,20 @@ from torch import nn
 
 from whitebox.layers import Normalize
 from whitebox.layers.base import Regularized
-from whitebox.models import gumbel_cifar, hashing, invariance_cifar, positive_cifar, prototype_cifar
+from whitebox.models import (
+    gumbel_cifar,
+    hashing,
+    invariance_cifar,
+    positive_cifar,
+    prototype_cifar,
+    prototype_cub,
+)
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "augmax_lenet": invariance_cifar.augmax_lenet,
     "conj_disj": prototype_cifar.conj_disj,
     "directional": prototype_cifar.directional,
+    "finetuned_cnn": prototype_cub.finetuned_cnn,
     "gumbel2": gumbel_cifar.gumbel2,
     "gumbel3": gumbel_cifar.gumbel3,
     "gumbel_simple": gumbel_cifar.gumbel_simple,
@@ -26,6 +34,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "parallel_scales": positive_cifar.parallel_scales,
     "positive_lenet": positive_cifar.positive_lenet,
     "positive_vgg4": positive_cifar.positive_vgg4,
+    "prototype_network": prototype_cub.prototype_network,
     "signed_lenet": invariance_cifar.signed_lenet,
 }
 
