@@ -27,7 +27,11 @@ def test_repository_config_is_valid_and_defaults_are_filled(config):
     training = config["experiments"]["directional"]["training"]
     assert training["label_smoothing"] == 0 and training["schedule"] == "constant"
     assert training["optimizer"]["weight_decay"] == 0
-    assert base_datasets(config) == ["cifar10", "mnist"]
+    assert base_datasets(config) == ["cifar10", "cub200", "mnist"]
+    # No schema default of one dataset kind may leak into the entries of another kind.
+    assert config["datasets"]["cifar2"] == {"subset_of": "cifar10",
+                                            "classes": ["airplane", "automobile"]}
+    assert config["datasets"]["cub200"] == {"source": "cub"}
 
 
 def test_spec_resolves_subset_and_base(config):
@@ -56,6 +60,11 @@ def test_hash_ignores_display_fields_only(config):
     (lambda c: c["datasets"].update(svhn={"source": "torchvision"}), "torchvision source knows only"),
     (lambda c: c["datasets"]["cifar2"].update(subset_of="cifar3"), "not a base dataset"),
     (lambda c: c["datasets"]["cifar10"].update(source="imagefolder"), "datasets/cifar10"),
+    (lambda c: c["datasets"]["cub200"].update(crop="square"), "datasets/cub200"),
+    (lambda c: c["experiments"]["cub_resnet34"].update(pretrained="vgg16"),
+     "experiments/cub_resnet34/pretrained: unknown weights 'vgg16'"),
+    (lambda c: c["pretrained_weights"]["resnet34_imagenet"].update(file="resnet34.pth"),
+     "pretrained_weights/resnet34_imagenet/file"),
 ])
 def test_bad_config_gives_one_line_naming_the_key(mutate, message):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -140,3 +149,33 @@ def test_display_fields_do_not_change_the_hash(config):
     changed = copy.deepcopy(config)
     changed["experiments"]["norm_iternorm"]["finding"]["text"] = "other words"
     assert experiment_spec(changed, "norm_iternorm").config_hash() == spec.config_hash()
+
+
+def test_pretrained_weights_resolve_into_the_spec_and_its_hash(config):
+    spec = experiment_spec(config, "cub_bagnet33")
+    assert spec.gpu and spec.pretrained["name"] == "bagnet33_imagenet"
+    assert spec.pretrained["file"] == "bagnet32-2ddd53ed.pth.tar"
+    assert spec.pretrained["fallback"] == "scratch"
+    assert experiment_spec(config, "cub_resnet34").pretrained["fallback"] == "error"
+    assert experiment_spec(config, "conj_disj").pretrained is None
+    scratch = copy.deepcopy(config)
+    scratch["experiments"]["cub_bagnet33"]["pretrained"] = None
+    assert experiment_spec(scratch, "cub_bagnet33").config_hash() != spec.config_hash()
+
+
+def test_gpu_experiments_skip_leaves_out_the_gpu_stage():
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["gpu_experiments"] = "skip"
+    experiments = validate_config(config)["experiments"]
+    assert experiments and not any(e.get("gpu") for e in experiments.values())
+    assert "cub_resnet34" not in experiments and "conj_disj" in experiments
+    assert "cub200" not in base_datasets(config)
+
+
+def test_gpu_experiments_skip_refuses_a_comparison_with_a_left_out_stage():
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["gpu_experiments"] = "skip"
+    config["experiments"]["directional"]["finding"] = {
+        "text": "x", "relation": "lower", "than": "cub_resnet34"}
+    with pytest.raises(ConfigError, match="compares with GPU experiment 'cub_resnet34'"):
+        validate_config(config)

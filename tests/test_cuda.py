@@ -74,3 +74,29 @@ def test_inh_trains_on_cuda_in_float32_and_predicts_like_cpu(tensors, tmp_path):
     on_cpu = predict(model, images)
     on_gpu = predict(model.cuda(), images.cuda()).cpu()
     assert (on_cpu == on_gpu).float().mean() > 0.99
+
+
+def test_flexible_part_prototypes_train_push_and_refit_on_cuda(tmp_path):
+    """The CUB stage's prototype network on the GPU path (bf16 autocast): warm-up, joint epoch,
+    push onto real training patches and last-layer refit, on a fake CUB tree at 64x64."""
+    from tests.fake_cub import write_fake_cub
+
+    mirror = tmp_path / "mirror"
+    write_fake_cub(mirror, n_classes=3, train_per_class=8, test_per_class=4)
+    source = {"source": "cub", "size": 64}
+    data = tmp_path / "tensors.pt"
+    prepare_dataset("cub200", source, tmp_path / "cub", data, mirror)
+    flexparts = ExperimentSpec(
+        name="cub_flexparts_resnet34", dataset="cub200", base_dataset="cub200", source=source,
+        classes=None, model="prototype_network",
+        model_args={"backbone": "resnet34", "per_class": 2, "parts": 3, "dim": 16,
+                    "warmup_epochs": 1, "push_epochs": [2]},
+        training={"epochs": 2, "batch_size": 8, "optimizer": {"name": "adam", "lr": 1e-4},
+                  "augment": ["hflip"], "eval_batch_size": 8})
+    run = tmp_path / "run"
+    assert main(["train", "--spec", flexparts.to_json(), "--seed", "0", "--data", str(data),
+                 "--out-dir", str(run), "--device", "cuda"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["device"] == "cuda" and 0 <= metrics["test_accuracy"] <= 100
+    state = torch.load(run / "model.pt", map_location="cpu", weights_only=False)
+    assert (state["state_dict"]["net.prototypes.push_source"] >= 0).all()

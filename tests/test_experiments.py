@@ -12,7 +12,9 @@ from whitebox.models import build_classifier, classifier_from_checkpoint
 from whitebox.training import TrainSettings, fit
 
 CONFIG = load_config(REPO / "config.yaml")
-CLASSES = {"cifar10": 10, "mnist": 10}
+CLASSES = {"cifar10": 10, "mnist": 10, "cub200": 200}
+# Image side per base dataset: BagNet-33 needs more than 32 px to keep a feature map.
+SIZES = {"mnist": 28, "cub200": 64}
 
 
 def n_classes(spec) -> int:
@@ -23,9 +25,11 @@ def n_classes(spec) -> int:
 def test_experiment_trains_one_step_and_reloads(name):
     spec = experiment_spec(CONFIG, name)
     classes = [f"c{i}" for i in range(n_classes(spec))]
-    size, channels = (28, 1) if spec.base_dataset == "mnist" else (32, 3)
+    size = SIZES.get(spec.base_dataset, 32)
+    channels = 1 if spec.base_dataset == "mnist" else 3
+    per_class = 1 if len(classes) > 20 else 4  # CUB: 200 classes, one image each keeps it quick
     data = make_synthetic("toy", classes, image_size=size, channels=channels,
-                          train_per_class=4, test_per_class=2)
+                          train_per_class=per_class, test_per_class=per_class)
     mean, std = mean_std(data.train)
     torch.manual_seed(0)
     model = build_classifier(spec.model, len(classes), mean, std, image_size=size, **spec.model_args)

@@ -23,13 +23,14 @@ def _prepare_data(args: argparse.Namespace) -> None:
     from whitebox.data import prepare_dataset
 
     prepare_dataset(args.dataset, json.loads(args.source), root=Path(args.root), out=Path(args.out),
-                    mirror=Path(args.mirror) if args.mirror else None)
+                    mirror=Path(args.mirror) if args.mirror else None, workers=args.workers)
 
 
 def _train(args: argparse.Namespace) -> None:
     import torch
 
     from whitebox.data import load_prepared, mean_std
+    from whitebox.data.weights import IMAGENET_MEAN, IMAGENET_STD
     from whitebox.evaluation import accuracy_report, predict
     from whitebox.io import atomic_write, save_json, save_torch
     from whitebox.layers import GumbelConv2d
@@ -49,7 +50,8 @@ def _train(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     out = Path(args.out_dir)
     data = load_prepared(Path(args.data), spec.classes)
-    mean, std = mean_std(data.train)
+    # Pretrained backbones expect the normalisation they were trained with.
+    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if spec.pretrained else mean_std(data.train)
 
     torch.manual_seed(args.seed)
     settings = TrainSettings(**spec.training)
@@ -58,6 +60,7 @@ def _train(args: argparse.Namespace) -> None:
                                  **spec.model_args).to(device)
     except (TypeError, ValueError) as error:  # an unknown or invalid model argument
         raise ConfigError(f"config error at experiments/{spec.name}/model_args: {error}") from None
+    pretrained = _load_pretrained(model.net, spec, Path(args.mirror) if args.mirror else None)
     if settings.invariance:
         try:
             representation_pool(model)
@@ -94,12 +97,48 @@ def _train(args: argparse.Namespace) -> None:
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "wall_time_s": round(wall_time, 3), "device": device.type, "device_name": device_name(device),
         "config_hash": spec.config_hash(), "git_commit": git_commit(), "versions": library_versions(),
+        **({"pretrained": pretrained} if pretrained else {}),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **slots,
         **({"gumbel_layers": gumbel} if gumbel else {}), "spec": asdict(spec),
     }, out / "metrics.json")
     checkpoint.unlink(missing_ok=True)
     print(f"{spec.name} seed {args.seed}: test accuracy {report['accuracy']:.2f} % "
           f"in {wall_time:.1f} s -> {out}", file=sys.stderr)
+
+
+def _load_pretrained(net, spec: ExperimentSpec, mirror: Path | None) -> dict | None:
+    """Load the spec's pretrained weights into ``net.backbone``; what was loaded, for metrics.json.
+
+    Weights that cannot be found stop the run (one line), unless the entry's fallback is
+    ``scratch``: then the backbone keeps its random initialisation and a warning says so.
+    """
+    if spec.pretrained is None:
+        return None
+    from whitebox.data.weights import WeightsUnavailable, fetch_weights, load_state_dict_file
+    from whitebox.models.backbones import backbone_state_dict
+
+    entry = spec.pretrained
+    where = f"experiments/{spec.name}/pretrained"
+    backbone = getattr(net, "backbone", None)
+    if backbone is None:
+        raise ConfigError(f"config error at {where}: model '{spec.model}' has no backbone to "
+                          "load pretrained weights into")
+    try:
+        path = fetch_weights(entry["url"], entry["file"], mirror,
+                             check_hash=entry.get("check_hash", True))
+    except WeightsUnavailable as error:
+        if entry.get("fallback", "error") != "scratch":
+            raise
+        print(f"warning: {error}; {spec.name} trains its backbone from scratch", file=sys.stderr)
+        return {"name": entry["name"], "file": entry["file"], "loaded": False}
+    try:
+        state = backbone_state_dict(spec.model_args.get("backbone", "resnet34"),
+                                    load_state_dict_file(path))
+    except ValueError as error:
+        raise ConfigError(f"config error at {where}: {path} does not fit the backbone "
+                          f"({error})") from None
+    backbone.load_state_dict(state)
+    return {"name": entry["name"], "file": entry["file"], "loaded": True}
 
 
 def _load_trained(model_path: Path):
@@ -311,6 +350,39 @@ def _kernel_views(args: argparse.Namespace) -> None:
         raise ConfigError(f"layer '{args.layer}' ({kind}): {error}") from None
 
 
+def _prototype_parts(args: argparse.Namespace) -> None:
+    from whitebox.data import load_prepared
+    from whitebox.explain.prototypes import prototype_part_matches, push_patch_distances
+    from whitebox.figures.prototypes import save_prototype_parts
+    from whitebox.layers.prototypes import PartPrototypes
+
+    if args.n_images < 1 or args.n_prototypes < 1:
+        raise ConfigError(f"--n-images and --n-prototypes must be >= 1, got {args.n_images} "
+                          f"and {args.n_prototypes}")
+    model, state = _load_trained(Path(args.model))
+    spec = state["spec"]
+    if not any(isinstance(module, PartPrototypes) for module in model.modules()):
+        raise ConfigError(f"the prototype_parts figure needs a prototype network (model: "
+                          f"prototype_network); experiment '{spec['name']}' uses "
+                          f"'{spec.get('model', type(model).__name__)}'")
+    # The training split in its stored order: push_source indexes it as training did.
+    data = load_prepared(Path(args.data), spec.get("classes"))
+    images = data.test.images[:args.n_images].float() / 255
+    try:
+        matches = prototype_part_matches(model, images, args.n_prototypes)
+    except ValueError as error:
+        raise ConfigError(f"experiment '{spec['name']}': {error}") from None
+    if matches.pushed.any() and int(matches.push_source[..., 0].max()) >= len(data.train):
+        raise ConfigError(f"{args.model} was pushed to training image "
+                          f"{int(matches.push_source[..., 0].max())} but {args.data} has "
+                          f"{len(data.train)} training images; pass the dataset the model was trained on")
+    save_prototype_parts(images, data.test.labels[:args.n_images].tolist(), matches,
+                         list(state["classes"]), Path(args.out), train_images=data.train.images,
+                         title=f"{spec.get('title') or spec['name']}: prototype parts",
+                         info={"experiment": spec["name"], "requested_prototypes": args.n_prototypes},
+                         push_distances=push_patch_distances(model, data.train.images, matches))
+
+
 def _paper(args: argparse.Namespace) -> None:
     from whitebox.paper import build_context, render_paper
 
@@ -336,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", required=True, help="torchvision root for the raw files")
     p.add_argument("--out", required=True, help="tensors file to write")
     p.add_argument("--mirror", default=None, help="local mirror used instead of the network")
+    p.add_argument("--workers", type=int, default=1, help="processes decoding images (CUB)")
     p.set_defaults(run=_prepare_data)
 
     p = commands.add_parser("train", help="train one experiment for one seed")
@@ -345,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True, help="results/<dataset>/<experiment>/seed<N>")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    p.add_argument("--mirror", default=None, help="data_mirror: pretrained weights are read there")
     p.set_defaults(run=_train)
 
     p = commands.add_parser("gradients", help="grid of test images and class-logit gradients")
@@ -409,6 +483,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-kernels", type=int, default=6)
     p.add_argument("--out", required=True)
     p.set_defaults(run=_kernel_views)
+
+    p = commands.add_parser("prototype-parts",
+                            help="where a prototype network's parts match, and their training patches")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True, help="prepared tensors of the model's base dataset")
+    p.add_argument("--n-images", type=int, default=4)
+    p.add_argument("--n-prototypes", type=int, default=3,
+                   help="top-scoring prototypes of the predicted class per image")
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=_prototype_parts)
 
     p = commands.add_parser("paper", help="render paper templates from result files")
     p.add_argument("--metrics", nargs="+", required=True)

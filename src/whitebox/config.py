@@ -18,9 +18,10 @@ import yaml
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 TORCHVISION_DATASETS = ("mnist", "cifar10")
 # Figures of any model, then those of an INH model (its slots, the slot-update curve), then
-# the views of a layer's units and kernels (every unit on noise by class; invariance layers).
+# the views of a layer's units and kernels (every unit on noise by class; invariance layers),
+# then the parts of a prototype network (where they match, what they were pushed to).
 FIGURE_KINDS = ("gradients", "filters", "slots", "slot_update", "noise_gradients", "unit_grid",
-                "kernel_views")
+                "kernel_views", "prototype_parts")
 
 
 class ConfigError(ValueError):
@@ -90,8 +91,36 @@ def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
                 "layer (with units) or layers (a map of layer -> units)"
             )
         _check_unit_grid(config, name, experiment)
+        weights = experiment.get("pretrained")
+        if weights is not None and weights not in config["pretrained_weights"]:
+            raise ConfigError(
+                f"config error at experiments/{name}/pretrained: unknown weights '{weights}'; "
+                f"valid: {', '.join(sorted(config['pretrained_weights'])) or 'none'} "
+                "(add it under pretrained_weights)"
+            )
     figure_files(config)  # two figures must not write the same file
+    if config["gpu_experiments"] == "skip":
+        _drop_gpu_experiments(config)
     return config
+
+
+def _drop_gpu_experiments(config: dict) -> None:
+    """Remove the experiments marked ``gpu`` (gpu_experiments: skip); an experiment that
+    stays must not compare with one that goes."""
+    experiments = config["experiments"]
+    dropped = {name for name, entry in experiments.items() if entry.get("gpu")}
+    for name, entry in experiments.items():
+        if name in dropped:
+            continue
+        compare = (entry["figures"].get("unit_grid") or {}).get("compare")
+        than = (entry.get("finding") or {}).get("than")
+        for other in (compare, than):
+            if other in dropped:
+                raise ConfigError(
+                    f"config error at experiments/{name}: it compares with GPU experiment "
+                    f"'{other}', which gpu_experiments: skip leaves out"
+                )
+    config["experiments"] = {n: e for n, e in experiments.items() if n not in dropped}
 
 
 def _check_family_and_finding(config: dict, name: str, experiment: dict) -> None:
@@ -219,6 +248,7 @@ class ExperimentSpec:
     figures: dict = field(default_factory=dict)
     evaluations: list = field(default_factory=list)
     gpu: bool = False
+    pretrained: dict | None = None  # {name, url, file, fallback} of pretrained_weights
     family: str | None = None
     family_title: str = ""
     finding: dict | None = None
@@ -237,6 +267,12 @@ class ExperimentSpec:
         relevant = {k: v for k, v in asdict(self).items() if k not in display}
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _pretrained_entry(config: dict, name: str | None) -> dict | None:
+    if name is None:
+        return None
+    return {"name": name, **copy.deepcopy(config.get("pretrained_weights", {})[name])}
 
 
 def experiment_spec(config: dict, name: str) -> ExperimentSpec:
@@ -262,6 +298,7 @@ def experiment_spec(config: dict, name: str) -> ExperimentSpec:
         figures=copy.deepcopy(entry.get("figures", {})),
         evaluations=list(entry.get("evaluations", [])),
         gpu=bool(entry.get("gpu", False)),
+        pretrained=_pretrained_entry(config, entry.get("pretrained")),
         family=entry.get("family"),
         family_title=config.get("families", {}).get(entry.get("family"), ""),
         finding=copy.deepcopy(entry.get("finding")),

@@ -196,3 +196,33 @@ rule kernel_views:
     shell:
         "python -m whitebox kernel-views --model {input.model} --layer {params.layer}"
         " --n-kernels {params.n_kernels} --out {output} > {log} 2>&1"
+
+
+rule prototype_parts:
+    wildcard_constraints:
+        figure=figure_names("prototype_parts"),
+    output:
+        report(
+            "results/{dataset}/{figure}.png",
+            category="Prototype parts",
+            caption="../report/prototype_parts.rst",
+        ),
+    input:
+        model=first_seed_model,
+        data=figure_data,
+        code=library_sources("layers", "models", "explain", "figures", "data"),
+    log:
+        "logs/prototype_parts/{dataset}/{figure}.log",
+    benchmark:
+        "logs/benchmarks/prototype_parts/{dataset}/{figure}.tsv"
+    params:
+        n_images=lambda wildcards: figure_option(wildcards, "n_images"),
+        n_prototypes=lambda wildcards: figure_option(wildcards, "n_prototypes"),
+    resources:
+        mem_mb=8000,
+    conda:
+        "../envs/whitebox.yaml"
+    shell:
+        "python -m whitebox prototype-parts --model {input.model} --data {input.data}"
+        " --n-images {params.n_images} --n-prototypes {params.n_prototypes} --out {output}"
+        " > {log} 2>&1"

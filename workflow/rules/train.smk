@@ -18,6 +18,7 @@ rule train:
         spec=lambda wildcards: spec(wildcards.experiment).to_json(),
         device=config["device"],
         out_dir=lambda wildcards, output: str(Path(output.metrics).parent),
+        mirror=mirror_option,
     threads: 2
     resources:
         gpu=lambda wildcards: int(spec(wildcards.experiment).gpu),
@@ -28,5 +29,5 @@ rule train:
     shell:
         "python -m whitebox train --spec {params.spec:q} --seed {wildcards.seed}"
         " --data {input.data} --out-dir {params.out_dir} --device {params.device}"
-        " --threads {threads}"
+        " --threads {threads} {params.mirror}"
         " > {log} 2>&1"

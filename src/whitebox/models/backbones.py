@@ -100,6 +100,7 @@ class BagNetFeatures(nn.Module):
             raise ValueError(f"BagNet receptive_field must be one of "
                              f"{', '.join(map(str, sorted(BAGNET_KERNEL3)))}, got {receptive_field}")
         self.receptive_field = receptive_field
+        self.jump = 8  # input pixels between neighbouring map cells (strides 2 x 2 x 2)
         self.conv1 = nn.Conv2d(in_channels, 64, 1, bias=False)
         self.conv2 = nn.Conv2d(64, 64, 3, padding=0, bias=False)
         self.bn1 = nn.BatchNorm2d(64, momentum=0.001)

@@ -71,7 +71,9 @@ SPEC_KEYS = (
 )
 NUMBER_KEYS = ("test_accuracy", "wall_time_s", "n_parameters", "epochs", "seed")
 INH_NUMBER_KEYS = ("slots", "compression")  # only in the metrics of models with INH slots
-INFO_FIGURE_KINDS = ("unit_grid", "kernel_views")  # figures whose captions use figure_info
+INFO_FIGURE_KINDS = ("unit_grid", "kernel_views", "prototype_parts")  # captions use figure_info
+# Experiments on this base dataset have their own paper section (\cubfigures), not \mainfigures.
+CUB_DATASET = "cub200"
 
 # Characters that \includegraphics cannot take in a file name.
 _UNSAFE_PATH_CHARS = set("%#{}\\$^~&") | {" ", "\t", "\n"}
@@ -279,6 +281,7 @@ def summarize_experiment(
         "base_dataset": spec["base_dataset"],
         "source": spec["source"],
         "synthetic": spec["source"]["source"] == "synthetic",
+        "is_cub": CUB_DATASET in (first["dataset"], spec["base_dataset"]),
         "model": spec["model"],
         "model_args": spec.get("model_args", {}),
         "training": spec["training"],
@@ -326,7 +329,7 @@ def summarize_experiment(
             kind: relative_figure_path(png, paper_dir)
             for kind, png in sorted(figures.items(), key=lambda item: FIGURE_KINDS.index(item[0]))
         },
-        # What the unit_grid and kernel_views figures say they show (see figure_info).
+        # What the unit_grid, kernel_views and prototype_parts figures say they show.
         "figure_info": {kind: figure_info(png) for kind, png in figures.items()
                         if kind in INFO_FIGURE_KINDS},
     }
@@ -362,6 +365,8 @@ def dataset_notes(experiments: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "name": experiment["base_dataset"],
                 "source": source["source"],
                 "path": source.get("path"),
+                "crop": source.get("crop", "bbox"),  # cub: the library's defaults
+                "size": source.get("size", 224),
                 "experiments": [],
             },
         )
@@ -489,10 +494,12 @@ def build_context(
         "families": family_tables(experiments),
         "figure_experiments": [e for e in experiments if e["figures"]],
         # Figures of the earlier stages (the Results section), of INH models (its section);
-        # a family's figures go with its table (``families``).
-        "main_figure_experiments": [e for e in experiments
-                                    if e["figures"] and not e["is_inh"] and not e["family"]],
-        "inh_figure_experiments": [e for e in inh if e["figures"]],
+        # a family's figures go with its table (``families``); every figure of a CUB-200
+        # experiment goes to the CUB section (\cubfigures), whatever its family.
+        "main_figure_experiments": [e for e in experiments if e["figures"] and not e["is_inh"]
+                                    and not e["family"] and not e["is_cub"]],
+        "inh_figure_experiments": [e for e in inh if e["figures"] and not e["is_cub"]],
+        "cub_figure_experiments": [e for e in experiments if e["figures"] and e["is_cub"]],
         "inh_experiments": inh,
         # INH models and the baselines evaluated beside them (e.g. the MLP under attack).
         "inh_table_experiments": [e for e in experiments if e["is_inh"] or e["evaluations"]],
