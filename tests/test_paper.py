@@ -24,7 +24,7 @@ from whitebox.paper import (
     latex_escape,
     render_paper,
 )
-from whitebox.paper.latex import format_stat
+from whitebox.paper.latex import format_seconds, format_stat
 
 TEMPLATES = REPO / "paper" / "templates"
 
@@ -670,6 +670,32 @@ def test_paper_prints_the_family_table(tmp_path, latexmk):
     words = " ".join(text.split())
     assert "every unit (all 120)" in words and "of Directional (120 units)" in words
     assert "scatters the learned perspective parameters" in words
+    # Without CUB results the CUB section says so instead of referring to absent tables.
+    assert "No model of this stage was run for this document" in words
+
+
+def test_run_tables_and_model_arguments_for_the_prose(tmp_path):
+    paths, figures = write_family_results(tmp_path)
+    for path in paths:
+        record = json.loads(path.read_text())
+        if record["experiment"] == "conj_disj":
+            record["spec"]["model_args"] = {"per_class": 10, "cluster": 0.8,
+                                            "push_epochs": [10, 20], "backbone": "resnet34",
+                                            "options": {"nested": 1}}
+        path.write_text(json.dumps(record))
+    context = build_context(paths, figures, tmp_path / "paper")
+    render_paper(TEMPLATES, tmp_path / "generated", context)
+    macros = (tmp_path / "generated" / "macros.tex").read_text()
+    assert "\\csname modelarg@conj_disj@per_class\\endcsname{10}" in macros
+    assert "\\csname modelarg@conj_disj@cluster\\endcsname{0.8}" in macros
+    assert "\\csname modelarg@conj_disj@push_epochs\\endcsname{10, 20}" in macros
+    assert "modelarg@conj_disj@options" not in macros  # only scalars and lists
+    families = (tmp_path / "generated" / "families.tex").read_text()
+    run_table = families.split("runtable@disjunction")[1].split("\\end{table}")[0]
+    conj_disj = next(e for e in context["experiments"] if e["name"] == "conj_disj")
+    assert "Conjunction" in run_table and "Directional" not in run_table  # references left out
+    assert format_seconds(conj_disj["wall_time_mean"]) in run_table
+    assert latex_escape(conj_disj["device_names"][0]) in run_table  # x86\\_64 CPU
 
 
 # -- Figures that describe themselves: every unit on noise, kernel views -------------------
