@@ -322,3 +322,16 @@ def test_fit_runs_the_phases(tmp_path):
     assert (source[..., 0] < data.train.images.shape[0]).all()
     assert (data.train.labels[source[..., 0]] == net.prototypes.prototype_class[:, None]).all()
     assert not torch.equal(net.last_layer.weight, initial_last)
+
+
+def test_config_resnet34_weights_are_torchvisions_imagenet_weights():
+    """config.yaml names the file of torchvision's ResNet34_Weights.IMAGENET1K_V1, so the mirror
+    and the torch hub cache hold the same file torchvision itself would download."""
+    import torchvision
+
+    from tests.conftest import REPO
+    from whitebox.config import load_config
+
+    entry = load_config(REPO / "config.yaml")["pretrained_weights"]["resnet34_imagenet"]
+    url = torchvision.models.ResNet34_Weights.IMAGENET1K_V1.url
+    assert entry["url"] == url and entry["file"] == url.rsplit("/", 1)[1]

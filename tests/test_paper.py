@@ -695,6 +695,7 @@ def test_run_tables_and_model_arguments_for_the_prose(tmp_path):
     conj_disj = next(e for e in context["experiments"] if e["name"] == "conj_disj")
     assert "Conjunction" in run_table and "Directional" not in run_table  # references left out
     assert format_seconds(conj_disj["wall_time_mean"]) in run_table
+    assert "& 90.0 & $" in run_table  # the log's number next to ours
     assert latex_escape(conj_disj["device_names"][0]) in run_table  # x86\\_64 CPU
 
 
