@@ -1,6 +1,6 @@
 """Speed targets of whitebox, measured and printed against their targets (`make bench`).
 
-    .venv/bin/python benchmarks/run.py                  # everything (about 5 minutes on 2 cores)
+    .venv/bin/python benchmarks/run.py                  # everything (about 8 minutes on 2 cores)
     .venv/bin/python benchmarks/run.py --only throughput --quick
 
 Prints one table and writes benchmarks/results/latest.json. Each line says PASS or MISS
@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))  # benchmarks.* and tests.integration.workspace
 from benchmarks.report import Measurement, format_table, write_json  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "latest.json"
-PARTS = ("workflow", "throughput", "inh", "stages", "invariance")
+PARTS = ("workflow", "throughput", "inh", "stages", "invariance", "cub")
 
 
 def run_part(part: str, quick: bool) -> list[Measurement]:
@@ -43,6 +43,10 @@ def run_part(part: str, quick: bool) -> list[Measurement]:
         from benchmarks import invariance
 
         return invariance.measure(quick=quick)
+    if part == "cub":
+        from benchmarks import cub
+
+        return cub.measure(quick=quick)
     from benchmarks import throughput
 
     return throughput.measure(quick=quick)
@@ -61,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=PARTS, help="run one part only")
     parser.add_argument("--quick", action="store_true",
                         help="throughput on 2048 images for 1 epoch, no full INH run, stages "
-                             "timed on 1024 images, 5 rounds of invariance ratios, not 9 (the workflow "
-                             "part is unchanged)")
+                             "timed on 1024 images, 5 rounds of invariance ratios, not 9, CUB "
+                             "steps on 112x112 CPU images in 5 rounds, not 224x224 in 7 (the "
+                             "workflow part is unchanged)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON file (default: {RESULTS})")
     args = parser.parse_args(argv)
 
