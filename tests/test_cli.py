@@ -7,16 +7,10 @@ import json
 
 import torchvision
 
-from tests.conftest import REPO
+from tests.conftest import REPO, one_error_line
 from whitebox.cli import main
 from whitebox.config import experiment_spec, load_config
 from whitebox.models import model_names
-
-
-def one_error_line(capsys) -> str:
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 def test_no_network_and_no_mirror_names_the_file_and_the_option(tmp_path, monkeypatch, capsys):

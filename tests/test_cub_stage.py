@@ -12,7 +12,7 @@ import pytest
 import torch
 import torchvision
 
-from tests.conftest import REPO
+from tests.conftest import REPO, one_error_line
 from tests.fake_cub import write_fake_cub
 from whitebox.cli import main
 from whitebox.config import experiment_spec, load_config
@@ -86,8 +86,8 @@ def test_missing_weights_stop_with_one_line_unless_the_fallback_is_scratch(cub_s
                "fallback": "error", "check_hash": True}
     capsys.readouterr()
     assert main(train_args(cub_setup, tmp_path / "stop", "cub_resnet34", missing)) == 1
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "resnet34-00000000.pth" in lines[0] and "data_mirror" in lines[0]
+    line = one_error_line(capsys)
+    assert "resnet34-00000000.pth" in line and "data_mirror" in line
     assert not (tmp_path / "stop" / "metrics.json").exists()
 
     scratch = {**missing, "fallback": "scratch"}
@@ -104,5 +104,4 @@ def test_weights_that_do_not_fit_the_backbone_are_a_config_error(cub_setup, tmp_
     capsys.readouterr()
     args = train_args(cub_setup, tmp_path / "bagnet", "cub_bagnet33", pretrained)
     assert main(args) == 1
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "experiments/cub_bagnet33/pretrained" in lines[0]
+    assert "experiments/cub_bagnet33/pretrained" in one_error_line(capsys)

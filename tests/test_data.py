@@ -13,7 +13,6 @@ import os
 import pickle
 import struct
 import tarfile
-import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ import torch
 import torchvision
 from PIL import Image
 
+from tests.conftest import serving
 from whitebox.data import (
     DataError,
     Dataset,
@@ -533,14 +533,8 @@ def http_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             pass
 
     handler = functools.partial(Quiet, directory=str(served))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", served
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler) as url:
+        yield url, served
 
 
 def test_cifar_download(

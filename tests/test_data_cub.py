@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import http.server
 import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import serving
 from tests.fake_cub import (
     BACKGROUND,
     FOLDER,
@@ -317,14 +317,8 @@ def server() -> Iterator[tuple[str, _Served]]:
                 self.close_connection = True
             self.wfile.write(body)
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", served
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(Handler) as url:
+        yield url, served
 
 
 def _serve_archive(

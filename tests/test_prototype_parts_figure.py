@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
+from tests.conftest import one_error_line, png_info
 from tests.test_paper import TEMPLATES, metrics_record, write_png, write_png_with_info
 from whitebox.cli import main
 from whitebox.data import Dataset, Split
@@ -23,7 +23,6 @@ from whitebox.explain.prototypes import (
     prototype_part_matches,
     push_patch_distances,
 )
-from whitebox.figures.grids import FIGURE_INFO_KEY
 from whitebox.figures.prototypes import save_prototype_parts, short_class_name
 from whitebox.io import save_torch
 from whitebox.models import build_classifier
@@ -53,16 +52,8 @@ def push(model: torch.nn.Sequential, train_images: torch.Tensor, train_labels: t
         net.prototypes.end_push()
 
 
-def png_info(path: Path) -> dict:
-    with Image.open(path) as png:
-        assert png.format == "PNG" and 100 < png.width < 6000 and 50 < png.height < 6000
-        return json.loads(png.text[FIGURE_INFO_KEY])
 
 
-def one_error_line(capsys) -> str:
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

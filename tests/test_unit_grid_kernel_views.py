@@ -4,20 +4,18 @@
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 
 import whitebox.cli as cli
+from tests.conftest import one_error_line, png_info
 from whitebox.cli import main
 from whitebox.config import FIGURE_KINDS, ConfigError, figure_files, validate_config
 from whitebox.explain import all_unit_gradients_on_noise, count_units, unit_gradients_on_noise
 from whitebox.figures import (
-    FIGURE_INFO_KEY,
     UnitGridRow,
     save_kernel_views_figure,
     save_unit_grid_figure,
@@ -26,18 +24,6 @@ from whitebox.figures import (
 )
 from whitebox.io import save_torch
 from whitebox.models import build_classifier
-
-
-def png_info(path: Path) -> dict:
-    with Image.open(path) as png:
-        assert png.format == "PNG" and 100 < png.width < 4000 and 50 < png.height < 4000
-        return json.loads(png.text[FIGURE_INFO_KEY])
-
-
-def one_error_line(capsys) -> str:
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 # -- all_unit_gradients_on_noise ------------------------------------------------------------

@@ -52,13 +52,19 @@ def verify_md5(
     ``shown`` is the name the message uses (the final name of a temporary download).
     """
     actual = calculate_md5(path)
-    if actual == md5:
-        return
+    if actual != md5:
+        raise checksum_mismatch(path, "md5", md5, actual, remove=remove, fix=fix, shown=shown)
+
+
+def checksum_mismatch(path: Path, kind: str, expected: str, actual: str, *, remove: bool,
+                      fix: str, shown: Path | None = None) -> DataError:
+    """The one-line error for ``path`` failing its ``kind`` checksum; deletes the file first
+    if ``remove`` (a download or a cached copy, never a mirror's file)."""
     if remove:
         path.unlink(missing_ok=True)
     note = "; removed" if remove else ""
-    raise DataError(
-        f"md5 mismatch for {shown or path} (expected {md5}, got {actual}{note}); {fix}"
+    return DataError(
+        f"{kind} mismatch for {shown or path} (expected {expected}, got {actual}{note}); {fix}"
     )
 
 

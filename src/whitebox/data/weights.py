@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from whitebox.data.errors import DataError, one_line
-from whitebox.data.files import DownloadError, download_resumable
+from whitebox.data.files import DownloadError, checksum_mismatch, download_resumable
 
 HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")  # torch.hub's convention: name-<sha256 prefix>.ext
 # The normalisation ImageNet-pretrained backbones expect (ProtoPNet uses it on CUB), in [0, 1] units.
@@ -77,14 +77,9 @@ def _check_sha256(path: Path, *, remove: bool, fix: str) -> None:
         while block := stream.read(1 << 20):
             digest.update(block)
     actual = digest.hexdigest()
-    if actual.startswith(prefix):
-        return
-    if remove:
-        path.unlink(missing_ok=True)
-    note = "; removed" if remove else ""
-    raise DataError(
-        f"sha256 mismatch for {path} (name says {prefix}..., got {actual[:len(prefix)]}...{note}); {fix}"
-    )
+    if not actual.startswith(prefix):
+        raise checksum_mismatch(path, "sha256", f"{prefix}... as its name says",
+                                f"{actual[:len(prefix)]}...", remove=remove, fix=fix)
 
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
