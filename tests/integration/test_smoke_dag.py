@@ -113,6 +113,21 @@ def test_slot_figure_needs_both_compared_models(smoke_run):
     assert jobs == {"train": 1, "unit_grid": 1}
 
 
+def test_prototype_figure_rebuilds_its_model_only(smoke_run):
+    """A CUB figure is its own target: it retrains the first seed's model it draws, no more."""
+    png = smoke_run / "results" / "cub200" / "cub_flexparts_bagnet33_prototype_parts.png"
+    model = smoke_run / "results" / "cub200" / "cub_flexparts_bagnet33" / "seed0" / "model.pt"
+    with moved_away(png), moved_away(model):
+        jobs = dry_run_jobs(smoke_run, str(png.relative_to(smoke_run)))
+    assert jobs == {"train": 1, "prototype_parts": 1}
+
+
+def test_gpu_experiments_skip_needs_only_a_new_paper(smoke_run):
+    """Leaving out the GPU stage (a laptop run) drops its jobs; everything else is up to date."""
+    jobs = dry_run_jobs(smoke_run, "--config", "gpu_experiments=skip")
+    assert jobs == {"paper_generated": 1, "paper_pdf": 1, "all": 1}
+
+
 def test_rerun_is_a_no_op(smoke_run):
     assert dry_run_jobs(smoke_run) == {}
 
