@@ -103,7 +103,7 @@ def test_unknown_backbone_lists_valid_names():
 def test_torchvision_resnet34_state_dict_loads():
     torch.manual_seed(0)
     published = torchvision.models.resnet34(weights=None).state_dict()  # random, same keys
-    state = backbone_state_dict("resnet34", published)
+    state = backbone_state_dict(make_backbone("resnet34"), published)
     assert not any(key.startswith("fc.") for key in state)
     features = ResNet34Features()
     features.load_state_dict(state, strict=True)
@@ -114,10 +114,10 @@ def test_torchvision_resnet34_state_dict_loads():
 def test_checkpoint_of_another_backbone_is_refused():
     published = torchvision.models.resnet34(weights=None).state_dict()
     with pytest.raises(ValueError, match="unexpected key 'layer1.0.conv1.weight'|has shape"):
-        backbone_state_dict("bagnet33", published)
+        backbone_state_dict(make_backbone("bagnet33"), published)
     del published["layer4.2.bn2.bias"]
     with pytest.raises(ValueError, match="missing key 'layer4.2.bn2.bias'"):
-        backbone_state_dict("resnet34", published)
+        backbone_state_dict(make_backbone("resnet34"), published)
 
 
 @pytest.mark.parametrize("wrapped", [False, True])
@@ -133,7 +133,7 @@ def test_authors_bagnet_checkpoint_loads(wrapped):
     if wrapped:  # as in bagnet32.pth.tar: DataParallel prefix, old BN without the counter
         published = {"state_dict": {f"module.{k}": v for k, v in published.items()
                                     if not k.endswith("num_batches_tracked")}, "epoch": 90}
-    state = backbone_state_dict("bagnet33", published)
+    state = backbone_state_dict(make_backbone("bagnet33"), published)
     features = make_backbone("bagnet33")
     features.load_state_dict(state, strict=True)
     assert torch.equal(features.layer3[0].conv2.weight, weights["layer3.0.conv2.weight"])

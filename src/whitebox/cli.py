@@ -132,8 +132,7 @@ def _load_pretrained(net, spec: ExperimentSpec, mirror: Path | None) -> dict | N
         print(f"warning: {error}; {spec.name} trains its backbone from scratch", file=sys.stderr)
         return {"name": entry["name"], "file": entry["file"], "loaded": False}
     try:
-        state = backbone_state_dict(spec.model_args.get("backbone", "resnet34"),
-                                    load_state_dict_file(path))
+        state = backbone_state_dict(backbone, load_state_dict_file(path))
     except ValueError as error:
         raise ConfigError(f"config error at {where}: {path} does not fit the backbone "
                           f"({error})") from None

@@ -61,6 +61,17 @@ def save_json(obj: Any, path: Path) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2) + "\n"))
 
 
+def plain_state_dict(payload: Any) -> Any:
+    """A published weights payload as a plain state dict: the one under ``state_dict`` if the
+    file is a checkpoint, keys without DataParallel's ``module.`` prefix."""
+    if isinstance(payload, dict) and isinstance(payload.get("state_dict"), dict):
+        payload = payload["state_dict"]
+    if not isinstance(payload, dict):
+        return payload
+    return {(key.removeprefix("module.") if isinstance(key, str) else key): value
+            for key, value in payload.items()}
+
+
 def save_torch(obj: Any, path: Path) -> None:
     """``torch.save`` atomically (torch is imported only when needed)."""
     import torch

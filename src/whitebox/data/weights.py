@@ -16,6 +16,7 @@ import torch
 
 from whitebox.data.errors import DataError, one_line
 from whitebox.data.files import DownloadError, checksum_mismatch, download_resumable
+from whitebox.io import plain_state_dict
 
 HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")  # torch.hub's convention: name-<sha256 prefix>.ext
 # The normalisation ImageNet-pretrained backbones expect (ProtoPNet uses it on CUB), in [0, 1] units.
@@ -91,10 +92,9 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
         raise DataError(f"cannot read weights file {path} ({one_line(error, 100)}); {fix}") from None
-    if isinstance(payload, dict) and isinstance(payload.get("state_dict"), dict):
-        payload = payload["state_dict"]
+    payload = plain_state_dict(payload)
     if not isinstance(payload, dict) or not all(
         isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in payload.items()
     ):
         raise DataError(f"weights file {path} holds no state dict of tensors; {fix}")
-    return {key.removeprefix("module."): value for key, value in payload.items()}
+    return payload

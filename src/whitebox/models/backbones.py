@@ -2,7 +2,7 @@
 
 Each maps images ``(N, 3, H, W)`` to a feature map ``(N, out_channels, h, w)`` and names its
 parameters like the published ImageNet weights, so a pretrained file loads with
-``load_state_dict(backbone_state_dict(name, file))`` (nothing is downloaded here).
+``load_state_dict(backbone_state_dict(backbone, file))`` (nothing is downloaded here).
 
 The log's point: a ResNet's 7x7 map is "49 views of the whole image" (huge receptive fields),
 while a BagNet (Brendel & Bethge 2019, arXiv 1904.00760) sees only 33, 17 or 9 px per unit, so
@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 from torchvision.models import resnet34
+
+from whitebox.io import plain_state_dict
 
 
 class ResNet34Features(nn.Module):
@@ -150,8 +152,8 @@ def make_backbone(name: str, in_channels: int = 3) -> nn.Module:
     return BACKBONES[name](in_channels=in_channels)
 
 
-def backbone_state_dict(name: str, state: Mapping) -> dict[str, torch.Tensor]:
-    """The part of a published checkpoint that the named backbone loads strictly.
+def backbone_state_dict(backbone: nn.Module, state: Mapping) -> dict[str, torch.Tensor]:
+    """The part of a published checkpoint that ``backbone`` loads strictly.
 
     Accepts the torchvision ResNet34 state dict or the authors' BagNet ``.pth.tar`` contents
     (a ``{"state_dict": ...}`` wrapper and DataParallel's ``module.`` prefix are removed); drops
@@ -159,13 +161,9 @@ def backbone_state_dict(name: str, state: Mapping) -> dict[str, torch.Tensor]:
     by old PyTorch versions, are filled with 0. Raises ValueError naming the first missing,
     unexpected or wrongly shaped key when the file does not fit the backbone.
     """
-    _check_name(name)
-    if "state_dict" in state and isinstance(state["state_dict"], Mapping):
-        state = state["state_dict"]
-    state = {(key[len("module."):] if key.startswith("module.") else key): value
-             for key, value in state.items()}
-    with torch.device("meta"):
-        expected = make_backbone(name).state_dict()
+    name = type(backbone).__name__
+    state = plain_state_dict(dict(state))
+    expected = backbone.state_dict()
     weights = {key: value for key, value in state.items() if not key.startswith("fc.")}
     for key, value in weights.items():
         if key not in expected:
