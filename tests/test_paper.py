@@ -163,6 +163,17 @@ def test_imagefolder_source_is_named_in_the_dataset_note(tmp_path):
     assert "cifar10-jpeg\\_v1.zip" in note
 
 
+def test_cub_note_gives_the_crop_and_the_image_size_of_the_runs(tmp_path):
+    paths, figures = write_results(tmp_path, {"source": "cub", "crop": "none"})
+    for path in paths:
+        record = json.loads(path.read_text())
+        record["image_shape"] = [3, 112, 112]  # as training recorded it
+        path.write_text(json.dumps(record))
+    render_paper(TEMPLATES, tmp_path / "generated", build_context(paths, figures, tmp_path / "p"))
+    note = " ".join((tmp_path / "generated" / "datasets.tex").read_text().split())
+    assert "CUB-200-2011 archive" in note and "resized and centre-cropped to $112 \\times 112$" in note
+
+
 def test_missing_metrics_file_is_one_clear_line(tmp_path):
     with pytest.raises(PaperInputError, match="metrics file not found") as error:
         build_context([tmp_path / "nope" / "metrics.json"], {}, tmp_path)

@@ -94,6 +94,7 @@ def _train(args: argparse.Namespace) -> None:
         "test_accuracy": report["accuracy"], "per_class_accuracy": report["per_class"],
         "classes": data.classes, "epochs": settings.epochs,
         "train_images": int(train_x.shape[0]), "test_images": int(test_x.shape[0]),
+        "image_shape": list(data.image_shape),
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "wall_time_s": round(wall_time, 3), "device": device.type, "device_name": device_name(device),
         "config_hash": spec.config_hash(), "git_commit": git_commit(), "versions": library_versions(),

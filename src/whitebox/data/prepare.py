@@ -24,14 +24,8 @@ def build_dataset(
     if kind == "torchvision":
         return load_torchvision(name, Path(root), mirror)
     if kind == "cub":
-        return load_cub(
-            name,
-            Path(root),
-            mirror,
-            crop=source.get("crop", "bbox"),
-            size=int(source.get("size", 224)),
-            workers=workers,
-        )
+        options = {key: source[key] for key in ("crop", "size") if key in source}
+        return load_cub(name, Path(root), mirror, workers=workers, **options)
     if kind in ("imagefolder", "synthetic"):
         # These come sorted by class; a fixed shuffle makes "the first test images"
         # a mix of classes, as in the original CIFAR-10 and MNIST files.

@@ -294,6 +294,7 @@ def summarize_experiment(
         "epochs": int(first["epochs"]),
         "train_images": int(first["train_images"]),
         "test_images": int(first["test_images"]),
+        "image_shape": first.get("image_shape"),  # (C, H, W); absent from older metrics files
         "seeds": [m["seed"] for m in runs],
         "n": len(runs),
         "mean": mean,
@@ -365,8 +366,8 @@ def dataset_notes(experiments: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "name": experiment["base_dataset"],
                 "source": source["source"],
                 "path": source.get("path"),
-                "crop": source.get("crop", "bbox"),  # cub: the library's defaults
-                "size": source.get("size", 224),
+                "crop": source.get("crop"),  # cub; None: the library's default (bbox)
+                "image_shape": experiment["image_shape"],
                 "experiments": [],
             },
         )
