@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import shutil
-import tarfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +23,7 @@ from tqdm import tqdm
 
 from whitebox.data.dataset import Dataset, Split
 from whitebox.data.errors import DataError, one_line
-from whitebox.data.files import REFETCH, download_resumable, verify_md5
-from whitebox.io import atomic_dir
+from whitebox.data.files import REFETCH, download_resumable, unpack_folder, verify_md5
 
 URL = "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz?download=1"
 MD5 = "97eceeb196236b17998738112f37df78"
@@ -119,28 +115,15 @@ def _check_tree(tree: Path) -> None:
 
 
 def _extract(archive: Path, target: Path) -> None:
-    """Unpack ``archive`` so that ``target`` appears complete or not at all."""
-    try:
-        with atomic_dir(target) as tmp:
-            unpack = tmp / ".unpack"
-            with tarfile.open(archive, "r:*") as tar:
-                tar.extractall(unpack, filter="data")  # the archive also holds attributes.txt
-            unpacked = unpack / FOLDER
-            if not unpacked.is_dir():
-                raise DataError(f"{archive} holds no {FOLDER}/; replace it with a good copy")
-            missing = _missing(unpacked)
-            if missing is not None:
-                raise DataError(
-                    f"{archive} holds no {FOLDER}/{missing}; replace it with a good copy"
-                )
-            for item in unpacked.iterdir():  # tmp becomes target: lift the folder's contents
-                item.rename(tmp / item.name)
-            shutil.rmtree(unpack)
-    except (OSError, EOFError, tarfile.TarError, zlib.error) as error:
-        raise DataError(
-            f"cannot unpack {archive} ({one_line(error, 100)}); it is truncated or corrupt: "
-            "replace it with a good copy (or delete it to fetch it again)"
-        ) from None
+    """Unpack ``archive``'s tree as ``target`` (its top-level attributes.txt is left out)."""
+
+    def problem(unpacked: Path) -> str | None:
+        missing = _missing(unpacked)
+        if missing is None:
+            return None
+        return f"{archive} holds no {FOLDER}/{missing}; replace it with a good copy"
+
+    unpack_folder(archive, FOLDER, target, problem)
 
 
 # ---------------------------------------------------------------- metadata

@@ -8,8 +8,11 @@ import http.client
 import os
 import shutil
 import socket
+import tarfile
 import time
 import urllib.request
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 from urllib.error import HTTPError, URLError
 
@@ -17,7 +20,7 @@ from torchvision.datasets.utils import calculate_md5, download_url
 from tqdm import tqdm
 
 from whitebox.data.errors import DataError, one_line
-from whitebox.io import atomic_path
+from whitebox.io import atomic_dir, atomic_path
 
 MIRROR_KEY = "data_mirror"
 # The fix for a bad local archive that was just removed: fetch it again.
@@ -66,6 +69,34 @@ def checksum_mismatch(path: Path, kind: str, expected: str, actual: str, *, remo
     return DataError(
         f"{kind} mismatch for {shown or path} (expected {expected}, got {actual}{note}); {fix}"
     )
+
+
+def unpack_folder(archive: Path, folder: str, target: Path,
+                  problem: Callable[[Path], str | None]) -> None:
+    """Unpack the ``folder/`` of the tar ``archive`` as ``target``: complete or not at all.
+
+    ``problem(unpacked)`` checks the unpacked folder and returns a one-line message when it is
+    incomplete or corrupt (None when it is fine); anything else in the archive is left out.
+    """
+    try:
+        with atomic_dir(target) as tmp:
+            unpack = tmp / ".unpack"
+            with tarfile.open(archive, "r:*") as tar:
+                tar.extractall(unpack, filter="data")
+            unpacked = unpack / folder
+            if not unpacked.is_dir():
+                raise DataError(f"{archive} holds no {folder}/; replace it with a good copy")
+            message = problem(unpacked)
+            if message is not None:
+                raise DataError(message)
+            for item in unpacked.iterdir():  # tmp becomes target: lift the folder's contents
+                item.rename(tmp / item.name)
+            shutil.rmtree(unpack)
+    except (OSError, EOFError, tarfile.TarError, zlib.error) as error:
+        raise DataError(
+            f"cannot unpack {archive} ({one_line(error, 100)}); it is truncated or corrupt: "
+            "replace it with a good copy (or delete it to fetch it again)"
+        ) from None
 
 
 def copy_file(src: Path, dest: Path) -> None:

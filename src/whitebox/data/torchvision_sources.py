@@ -9,18 +9,15 @@ nothing behind. A mirror is read in place and never modified.
 from __future__ import annotations
 
 import pickle
-import tarfile
-import zipfile
 from pathlib import Path
 
 import torch
 import torchvision
-from torchvision.datasets.utils import check_integrity, extract_archive
+from torchvision.datasets.utils import check_integrity
 
 from whitebox.data.dataset import Dataset, Split
 from whitebox.data.errors import DataError, one_line
-from whitebox.data.files import REFETCH, copy_file, download, gunzip, verify_md5
-from whitebox.io import atomic_dir
+from whitebox.data.files import REFETCH, copy_file, download, gunzip, unpack_folder, verify_md5
 
 TORCHVISION_NAMES = ("mnist", "cifar10")
 MNIST_CLASSES = [str(digit) for digit in range(10)]
@@ -175,26 +172,15 @@ def _cifar_from_mirror(cls: type, root: Path, mirror: Path, what: str) -> Path:
 
 def _extract_cifar(cls: type, archive: Path, root: Path) -> None:
     """Unpack ``archive`` so that ``root/<base_folder>`` appears complete or not at all."""
-    target = root / cls.base_folder
-    try:
-        with atomic_dir(target) as tmp:
-            extract_archive(str(archive), str(tmp))
-            unpacked = tmp / cls.base_folder
-            if not unpacked.is_dir():
-                raise DataError(f"{archive} holds no {cls.base_folder}/; replace it with a good copy")
-            bad = _cifar_bad_file(cls, tmp)
-            if bad is not None:
-                raise DataError(
-                    f"{cls.base_folder}/{bad} from {archive} is missing or fails its md5; "
-                    "replace the archive with a good copy"
-                )
-            for item in unpacked.iterdir():  # tmp becomes target: lift the folder's contents
-                item.rename(tmp / item.name)
-            unpacked.rmdir()
-    except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile) as error:
-        raise DataError(
-            f"cannot unpack {archive} ({one_line(error, 100)}); replace it with a good copy"
-        ) from None
+
+    def problem(unpacked: Path) -> str | None:
+        bad = _cifar_bad_file(cls, unpacked.parent)
+        if bad is None:
+            return None
+        return (f"{cls.base_folder}/{bad} from {archive} is missing or fails its md5; "
+                "replace the archive with a good copy")
+
+    unpack_folder(archive, cls.base_folder, root / cls.base_folder, problem)
 
 
 def _cifar_split(dataset: torchvision.datasets.CIFAR10) -> Split:
