@@ -701,6 +701,7 @@ def test_run_tables_and_model_arguments_for_the_prose(tmp_path):
     assert "\\csname modelarg@conj_disj@cluster\\endcsname{0.8}" in macros
     assert "\\csname modelarg@conj_disj@push_epochs\\endcsname{10, 20}" in macros
     assert "modelarg@conj_disj@options" not in macros  # only scalars and lists
+    assert "\\csname runcount@conj_disj@train_images\\endcsname{" in macros
     families = (tmp_path / "generated" / "families.tex").read_text()
     run_table = families.split("runtable@disjunction")[1].split("\\end{table}")[0]
     conj_disj = next(e for e in context["experiments"] if e["name"] == "conj_disj")
