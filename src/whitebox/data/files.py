@@ -1,4 +1,5 @@
-"""File plumbing shared by the sources: md5 checks, copies, downloads (all atomic)."""
+"""File plumbing shared by the sources: md5 checks, copies, unpacking (all atomic) and
+resumable downloads (a ``.part`` file; the final name only after the checks)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ import tarfile
 import time
 import urllib.request
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.error import HTTPError, URLError
 
-from torchvision.datasets.utils import calculate_md5, download_url
+from torchvision.datasets.utils import calculate_md5
 from tqdm import tqdm
 
 from whitebox.data.errors import DataError, one_line
@@ -116,86 +117,38 @@ def gunzip(src: Path, dest: Path) -> None:
         ) from None
 
 
-def download(urls: list[str], dest: Path, md5: str, what: str) -> None:
-    """Fetch ``dest`` from the first working url, check its md5, then move it in place.
-
-    A failed or interrupted download leaves nothing behind. ``what`` describes the file
-    for the "no network" message, which tells the user to set a data mirror.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    errors: list[str] = []
-    with atomic_path(dest) as tmp:
-        for url in urls:
-            tmp.unlink(missing_ok=True)  # download_url skips an existing file
-            previous_timeout = socket.getdefaulttimeout()
-            socket.setdefaulttimeout(SOCKET_TIMEOUT_S)
-            try:
-                download_url(url, str(dest.parent), filename=tmp.name)
-            except (URLError, OSError, RuntimeError, ValueError) as error:
-                errors.append(f"{url}: {one_line(error, 100)}")
-                continue
-            finally:
-                socket.setdefaulttimeout(previous_timeout)
-            break
-        else:
-            raise DataError(
-                f"cannot download {dest.name} ({errors[-1] if errors else 'no url'}); "
-                f"no network? {mirror_hint(what)}"
-            )
-        verify_md5(
-            tmp,
-            md5,
-            remove=True,
-            shown=dest,
-            fix=f"the download of {dest.name} is truncated or corrupt: rerun, or "
-            + mirror_hint(what),
-        )
-
-
 def download_resumable(
-    url: str,
+    urls: str | Sequence[str],
     dest: Path,
     md5: str | None,
     what: str,
     size: int | None = None,
     attempts: int = 5,
 ) -> None:
-    """Fetch ``url`` into ``dest`` through ``dest.part``, resuming a partial download.
+    """Fetch ``dest`` from the first of ``urls`` (one url, or mirrors tried in order) that
+    delivers it, through ``dest.part``, resuming a partial download.
 
-    A broken connection is retried up to ``attempts`` times, each time continuing where
-    the ``.part`` file ends (HTTP Range). ``dest`` appears only after the size (if given)
-    and md5 (if given) match; a bad download is deleted. ``what`` describes the file for
-    the "no network" message, which tells the user to set a data mirror.
+    A broken connection is retried up to ``attempts`` times per url, each time continuing
+    where the ``.part`` file ends (HTTP Range); an unknown host, a refused connection or a
+    client error (4xx) moves on to the next url at once. ``dest`` appears only after the
+    size (if given) and md5 (if given) match; a file failing them is deleted (``.part``
+    included) with a DataError. When no url delivers, a DownloadError tells the user to set
+    a data mirror (``what`` describes the file); a ``.part`` left then holds the bytes
+    received so far, which the next call resumes and checks before it is used.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + PART_SUFFIX)
-    reason = "no attempt made"
-    for attempt in range(max(1, attempts)):
-        if attempt:
-            time.sleep(RETRY_BACKOFF_S * attempt)
-        try:
-            _fetch_part(url, part, size)
+    failures: list[tuple[str, str, bool]] = []  # url, reason, whether the server answered
+    for url in [urls] if isinstance(urls, str) else urls:
+        failure = _fetch_with_retries(url, part, size, attempts)
+        if failure is None:
             break
-        except HTTPError as error:
-            reason = one_line(error, 100)
-            if error.code == 416:  # nothing left to send: the .part is whole (or wrong)
-                break
-            if 400 <= error.code < 500 and error.code not in (408, 429):
-                _unreachable(url, dest, what, reason)  # retrying will not help
-        except (OSError, http.client.HTTPException, ValueError) as error:
-            if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-                raise DataError(
-                    f"no space left on the device while writing {part}; free some and rerun"
-                ) from None
-            reason = one_line(error, 100)
-            if isinstance(error, URLError) and isinstance(error.reason, socket.gaierror):
-                _unreachable(url, dest, what, reason)  # no name service: offline, do not wait
+        failures.append((url, *failure))
     else:
-        _unreachable(url, dest, what, reason)
-    if not part.is_file():
-        _unreachable(url, dest, what, reason)
-    fix = f"the download of {dest.name} is truncated or corrupt: rerun, or {mirror_hint(what)}"
+        raise _unreachable(dest, part, what, failures)
+    fix = (f"the download of {dest.name} from {url} is truncated or corrupt: rerun, or "
+           f"{mirror_hint(what)}")
     if size is not None and part.stat().st_size != size:
         got = part.stat().st_size
         part.unlink(missing_ok=True)
@@ -205,11 +158,59 @@ def download_resumable(
     os.replace(part, dest)
 
 
-def _unreachable(url: str, dest: Path, what: str, reason: str) -> None:
-    raise DownloadError(
-        f"cannot download {dest.name} from {url} ({reason}); no network? {mirror_hint(what)}",
-        reason,
-    )
+def _fetch_with_retries(
+    url: str, part: Path, size: int | None, attempts: int
+) -> tuple[str, bool] | None:
+    """Fetch ``url`` into ``part``, retrying broken connections. None once ``part`` holds the
+    whole answer, else (the last error as one short line, whether the server answered)."""
+    reason = "no attempt made"
+    for attempt in range(max(1, attempts)):
+        if attempt:
+            time.sleep(RETRY_BACKOFF_S * attempt)
+        try:
+            _fetch_part(url, part, size)
+            return None
+        except HTTPError as error:
+            reason = one_line(error, 100)
+            if error.code == 416 and part.is_file():  # nothing left to send: whole (or wrong)
+                return None  # the size and md5 checks tell which
+            if 400 <= error.code < 500 and error.code not in (408, 429):
+                return reason, True  # retrying will not help
+        except (OSError, http.client.HTTPException, ValueError) as error:
+            if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+                raise DataError(
+                    f"no space left on the device while writing {part}; free some and rerun"
+                ) from None
+            reason = one_line(error, 100)
+            if _host_unreachable(error):
+                return reason, False  # offline or nothing listening: do not wait
+    return reason, False
+
+
+def _host_unreachable(error: BaseException) -> bool:
+    """Whether ``error`` says the host cannot be reached at all (no name service, no route,
+    connection refused), so that retrying within seconds will not help."""
+    cause = error.reason if isinstance(error, URLError) else error
+    return isinstance(cause, (socket.gaierror, ConnectionRefusedError)) or getattr(
+        cause, "errno", None
+    ) in (errno.ENETUNREACH, errno.EHOSTUNREACH)
+
+
+def _unreachable(
+    dest: Path, part: Path, what: str, failures: list[tuple[str, str, bool]]
+) -> DownloadError:
+    """The one-line error for ``dest`` that no url delivered: each url with its last error,
+    then the fix (resume the ``.part`` if it holds bytes; a mirror in any case)."""
+    tried = " or ".join(f"{url} ({reason})" for url, reason, _ in failures) or "no url"
+    kept = part.stat().st_size if part.is_file() else 0
+    if kept:
+        fix = f"rerun to resume ({part.name} keeps {kept} bytes), or {mirror_hint(what)}"
+    elif failures and all(answered for _, _, answered in failures):
+        fix = f"the server does not serve it: {mirror_hint(what)}"
+    else:
+        fix = f"no network? {mirror_hint(what)}"
+    reason = failures[-1][1] if failures else "no url"
+    return DownloadError(f"cannot download {dest.name} from {tried}; {fix}", reason)
 
 
 def _fetch_part(url: str, part: Path, size: int | None) -> None:

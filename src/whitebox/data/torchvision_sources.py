@@ -2,8 +2,10 @@
 
 File names, urls and md5 sums are read from the torchvision dataset classes at call
 time (tests patch them). Archives are md5-checked here, before torchvision sees them,
-so a bad file ends in one clear line; downloads are atomic and a failed one leaves
-nothing behind. A mirror is read in place and never modified.
+so a bad file ends in one clear line. Downloads are resumable: bytes arrive in a
+``<file>.part`` that a failed download may leave for the next run to resume, and the
+file gets its own name only once its md5 matches (a bad download is deleted). Unpacking
+is atomic. A mirror is read in place and never modified.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from torchvision.datasets.utils import check_integrity
 
 from whitebox.data.dataset import Dataset, Split
 from whitebox.data.errors import DataError, one_line
-from whitebox.data.files import REFETCH, copy_file, download, gunzip, unpack_folder, verify_md5
+from whitebox.data.files import (
+    REFETCH,
+    copy_file,
+    download_resumable,
+    gunzip,
+    unpack_folder,
+    verify_md5,
+)
 
 TORCHVISION_NAMES = ("mnist", "cifar10")
 MNIST_CLASSES = [str(digit) for digit in range(10)]
@@ -102,7 +111,7 @@ def _fetch_mnist_file(
         gunzip(mirror_raw / gz, raw / plain)
         return
     else:
-        download([f"{base}{gz}" for base in urls], local, md5, what)
+        download_resumable([f"{base}{gz}" for base in urls], local, md5, what)
     gunzip(local, raw / plain)
 
 
@@ -140,7 +149,7 @@ def _load_cifar10(root: Path, mirror: Path | None) -> Dataset:
         elif mirror is not None:
             source_root = _cifar_from_mirror(cls, root, mirror, what)
         else:
-            download([cls.url], archive, cls.tgz_md5, what)
+            download_resumable(cls.url, archive, cls.tgz_md5, what)
             _extract_cifar(cls, archive, root)
     try:
         train = cls(str(source_root), train=True, download=False)
