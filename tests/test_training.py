@@ -1,9 +1,16 @@
+import os
+import signal
+from dataclasses import asdict
+
 import pytest
 import torch
+from torch import nn
 
+from whitebox.layers import GrowingLayer
 from whitebox.models import build_classifier
-from whitebox.training import TrainingDiverged, TrainSettings, fit
+from whitebox.training import TrainingDiverged, TrainingInterrupted, TrainSettings, fit
 from whitebox.training.augment import augment_batch
+from whitebox.training.interrupt import StopRequest
 from whitebox.training.schedule import lr_factor
 
 
@@ -107,3 +114,151 @@ def test_tau_schedule_anneals_gumbel_layers_to_the_end_value():
         on_epoch=lambda record: seen.append(model.net.conv3.tau))
     assert seen[0] == pytest.approx(1.0) and seen[-1] == pytest.approx(0.1)
     assert seen[0] > seen[1] > seen[2]
+
+
+# ------------------------------------------------------------- stop signals (SIGTERM, SIGINT)
+class SignalAt(nn.Module):
+    """A classifier that sends ``signal_number`` to this process in its ``at``-th forward pass
+    in training mode (eval mode: ``mode="eval"``), to interrupt ``fit`` at a known step."""
+
+    def __init__(self, net: nn.Module, at: int | None = None, mode: str = "train",
+                 signal_number: int = signal.SIGTERM) -> None:
+        super().__init__()
+        self.net, self.at, self.mode, self.signal_number, self.calls = net, at, mode, signal_number, 0
+
+    def forward(self, x):
+        if self.training == (self.mode == "train"):
+            self.calls += 1
+            if self.calls == self.at:
+                os.kill(os.getpid(), self.signal_number)
+        return self.net(x)
+
+
+class Redrawn(GrowingLayer):
+    """A growing layer whose state is not in its state_dict (a mid-epoch save would lose it)."""
+
+    def forward(self, x):
+        return x
+
+
+def interruptible_run(name: str, checkpoint, epochs: int = 2, at: int | None = None, mode="train",
+                      signal_number=signal.SIGTERM, redrawn=False, model_args=None,
+                      random_labels=False, device="cpu", **settings):
+    """``name`` on the toy problem (8 steps per epoch), wrapped in SignalAt; ``redrawn`` adds
+    a Redrawn growing layer; ``random_labels`` make INH grow and prune all the time."""
+    torch.manual_seed(0)
+    net = build_classifier(name, 2, [0.3] * 3, [0.3] * 3, image_size=32, **(model_args or {}))
+    if redrawn:
+        net.redrawn = Redrawn()
+    model = SignalAt(net, at, mode, signal_number)
+    settings = TrainSettings(epochs=epochs, batch_size=32, optimizer={"name": "adam", "lr": 1e-3},
+                             schedule="cosine", **settings)
+    train_x, train_y = toy_split(256, 1)
+    if random_labels:
+        train_y = torch.randint(0, 2, (256,), generator=torch.Generator().manual_seed(5))
+    test_x, test_y = toy_split(128, 2)
+    model, train_x, train_y, test_x, test_y = (t.to(device) for t in (model, train_x, train_y,
+                                                                      test_x, test_y))
+    records, _ = fit(model, train_x, train_y, test_x, test_y, settings, seed=0,
+                     checkpoint_path=checkpoint, run_id="toy")
+    return model, records
+
+
+def without_time(records):
+    return [{k: v for k, v in asdict(r).items() if k != "epoch_time_s"} for r in records]
+
+
+@pytest.mark.parametrize(("name", "settings"), [
+    ("directional", {"augment": ["hflip", "translate"]}),
+    ("gumbel2", {"augment": ["hflip"], "tau": {"start": 1.0, "end": 0.1}}),  # global RNG
+    # A growing layer: slots are added at every step and pruned by activation counters that
+    # span the whole epoch (on this data 117 slots after epoch 2, 5 pruned).
+    ("inh", {"model_args": {"lr": 2.0, "training_thresholds": "running"}, "random_labels": True}),
+])
+def test_sigterm_mid_epoch_checkpoint_resumes_bit_for_bit(tmp_path, name, settings):
+    checkpoint = tmp_path / "checkpoint.pt"
+    with pytest.raises(TrainingInterrupted) as stopped:
+        interruptible_run(name, checkpoint, at=11, **settings)  # epoch 2, step 3
+    assert stopped.value.exit_status == 143
+    assert str(stopped.value) == (f"interrupted by SIGTERM in epoch 2/2 after step 3/8; "
+                                  f"checkpoint written to {checkpoint}; rerun to continue")
+    state = torch.load(checkpoint, weights_only=False)
+    assert len(state["records"]) == 1
+    assert (state["position"]["epoch"], state["position"]["step"]) == (1, 3)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler removed again
+
+    resumed, resumed_records = interruptible_run(name, checkpoint, **settings)
+    full, full_records = interruptible_run(name, None, **settings)
+    assert without_time(resumed_records) == without_time(full_records)
+    if name == "inh":
+        assert [(r.slots, r.pruned) for r in full_records] == [(90, 0), (117, 5)]
+    assert resumed.state_dict().keys() == full.state_dict().keys()
+    for key, value in full.state_dict().items():
+        assert torch.equal(resumed.state_dict()[key], value), key
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_sigterm_mid_epoch_on_cuda_saves_the_cuda_rng_and_resumes(tmp_path):
+    """On CUDA the path runs and restores the device's generator (bitwise equality of the
+    result is promised only on a CPU)."""
+    checkpoint = tmp_path / "checkpoint.pt"
+    settings = {"augment": ["hflip"], "tau": {"start": 1.0, "end": 0.1}, "device": "cuda"}
+    with pytest.raises(TrainingInterrupted, match="after step 3/8"):
+        interruptible_run("gumbel2", checkpoint, at=11, **settings)
+    position = torch.load(checkpoint, weights_only=False)["position"]
+    assert position["rng"]["cuda"] is not None and position["step"] == 3
+    _, records = interruptible_run("gumbel2", checkpoint, **settings)
+    assert [r.epoch for r in records] == [1, 2]
+
+
+def test_epoch_checkpoint_without_position_key_still_resumes(tmp_path):
+    checkpoint = tmp_path / "checkpoint.pt"
+    with pytest.raises(TrainingInterrupted, match="after epoch 1/2"):
+        interruptible_run("directional", checkpoint, at=1, mode="eval")
+    state = torch.load(checkpoint, weights_only=False)
+    del state["position"]  # as written before mid-epoch checkpoints existed
+    torch.save(state, checkpoint)
+    resumed, resumed_records = interruptible_run("directional", checkpoint)
+    full, full_records = interruptible_run("directional", None)
+    assert without_time(resumed_records) == without_time(full_records)
+    for key, value in full.state_dict().items():
+        assert torch.equal(resumed.state_dict()[key], value), key
+
+
+def test_signal_during_evaluation_finishes_the_epoch_checkpoint_first(tmp_path):
+    checkpoint = tmp_path / "checkpoint.pt"
+    with pytest.raises(TrainingInterrupted, match=r"^interrupted by SIGINT after epoch 1/2; "
+                       r"checkpoint written to .*; rerun to continue$") as stopped:
+        interruptible_run("directional", checkpoint, at=1, mode="eval", signal_number=signal.SIGINT)
+    assert stopped.value.exit_status == 130
+    state = torch.load(checkpoint, weights_only=False)
+    assert len(state["records"]) == 1 and state["position"] is None
+    # In the last epoch the run is complete: it returns normally.
+    _, records = interruptible_run("directional", tmp_path / "last.pt", epochs=1, at=1, mode="eval")
+    assert len(records) == 1
+
+
+def test_unknown_growing_layer_falls_back_to_the_epoch_checkpoint(tmp_path):
+    checkpoint = tmp_path / "checkpoint.pt"
+    with pytest.raises(TrainingInterrupted, match="no epoch has finished yet"):
+        interruptible_run("directional", checkpoint, at=3, redrawn=True)
+    assert not checkpoint.exists()
+    with pytest.raises(TrainingInterrupted) as stopped:
+        interruptible_run("directional", checkpoint, at=11, redrawn=True)
+    assert str(stopped.value) == (
+        f"interrupted by SIGTERM in epoch 2/2 after step 3/8; growing layers cannot be saved "
+        f"mid-epoch, so the checkpoint of epoch 1 at {checkpoint} is kept; rerun to continue "
+        f"(epoch 2 is redone)")
+    state = torch.load(checkpoint, weights_only=False)
+    assert len(state["records"]) == 1 and state["position"] is None
+
+
+def test_repeated_sigterm_is_ignored_a_second_ctrl_c_stops_at_once():
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt), StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested and stop.signal_name == "SIGTERM"
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while already stopping: stop now
+    assert signal.getsignal(signal.SIGINT) is before
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

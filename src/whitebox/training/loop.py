@@ -3,10 +3,19 @@
 Read top to bottom: the split sits on the device as one uint8 tensor; each epoch draws
 its permutation and augmentations from a generator seeded by (seed, epoch), so a run
 resumed from an epoch checkpoint gives the same numbers as an uninterrupted one.
+
+SIGTERM (a SLURM time limit or preemption) and SIGINT only set a flag, checked after each
+optimiser step: the loop then writes a mid-epoch checkpoint (the position in the epoch, the
+partial sums, the epoch generator's and torch's global RNG states, model and optimiser) and
+raises TrainingInterrupted; a rerun continues from that step, bit for bit on a CPU. A growing
+layer not known to keep all its state in its state_dict makes the rerun redo the epoch from
+the last epoch checkpoint instead. A signal during the data passes or evaluation after the
+steps lets the epoch finish and write its checkpoint first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -20,12 +29,24 @@ from torch import nn
 from tqdm import tqdm
 
 from whitebox.evaluation import accuracy_report, predict
-from whitebox.layers import GumbelConv2d, annealed_tau
+from whitebox.layers import GumbelConv2d, IncrementalNeuralHashing, annealed_tau
 from whitebox.layers.base import Phased, growing_layers, phased_modules, regularize
 from whitebox.training.augment import augment_batch
-from whitebox.training.checkpoint import load_checkpoint, save_checkpoint
+from whitebox.training.checkpoint import (
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
+from whitebox.training.interrupt import StopRequest, TrainingInterrupted
 from whitebox.training.invariance import ColourInvariance
 from whitebox.training.schedule import lr_factor, make_optimizer
+
+# Growing layers whose whole training state (INH: slots, their labels, running thresholds and
+# this epoch's activation counters) lives in their state_dict, so a mid-epoch checkpoint
+# restores them exactly (tests/test_training.py checks it). Any other growing layer makes a
+# stop signal fall back to the last epoch checkpoint: the rerun redoes the partial epoch.
+MID_EPOCH_RESUMABLE = (IncrementalNeuralHashing,)
 
 
 class TrainingDiverged(RuntimeError):
@@ -106,7 +127,9 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
 
     Writes an epoch checkpoint to ``checkpoint_path`` (atomically) and resumes from it
     when it exists with the same ``run_id``. Returns the epoch records and the training
-    wall time in seconds (summed over resumed parts).
+    wall time in seconds (summed over resumed parts). With a ``checkpoint_path``, SIGTERM
+    and SIGINT end training with TrainingInterrupted after a checkpoint is written (see the
+    module docstring).
     """
     device = train_images.device
     # channels_last: convolutions run faster in NHWC (about 1.1x for Directional on a CPU,
@@ -125,99 +148,141 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
 
     records: list[EpochRecord] = []
     elapsed = 0.0
+    position = None  # where a mid-epoch checkpoint stopped
     state = load_checkpoint(checkpoint_path, run_id) if checkpoint_path else None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         records = [EpochRecord(**row) for row in state["records"]]
         elapsed = state["elapsed"]
-        print(f"resuming after epoch {len(records)}/{settings.epochs} from {checkpoint_path}",
-              file=sys.stderr)
+        position = state.get("position")
+        where = (f"in epoch {len(records) + 1}/{settings.epochs} after step "
+                 f"{position['step']}/{steps_per_epoch}" if position else
+                 f"after epoch {len(records)}/{settings.epochs}")
+        print(f"resuming {where} from {checkpoint_path}", file=sys.stderr)
 
-    for epoch in range(len(records), settings.epochs):
-        start = time.perf_counter()
-        generator = epoch_generator(seed, epoch)
-        torch.manual_seed(seed * 100_003 + epoch)  # for random layers (Gumbel) and colour augmentation
-        for module in phased:
-            module.start_epoch(epoch, settings.epochs)
-        if settings.tau:
-            tau = annealed_tau(epoch, settings.epochs, settings.tau["start"], settings.tau["end"])
-            for layer in model.modules():
-                if isinstance(layer, GumbelConv2d):
-                    layer.set_tau(tau)
-        order = torch.randperm(n_train, generator=generator).to(device)
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        penalty_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        lr = base_lr
-        batches = range(0, n_train, settings.batch_size)
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{settings.epochs}", leave=False,
-                   disable=None, file=sys.stderr)
-        for step_in_epoch, first in enumerate(bar):
-            index = order[first:first + settings.batch_size]
-            if index.numel() < 2:  # BatchNorm cannot train on a single image
-                continue
-            lr = base_lr * lr_factor(settings.schedule, epoch * steps_per_epoch + step_in_epoch,
-                                     total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group.get("lr_scale", 1.0)
-            images = train_images[index].float().div_(255)
-            images = augment_batch(images.contiguous(memory_format=torch.channels_last),
-                                   settings.augment, generator)
-            labels = train_labels[index]
-            for layer in growing:
-                layer.set_targets(labels)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                if invariance is None:
-                    logits, penalty = model(images), torch.zeros((), device=device)
-                else:  # the batch and its recoloured copy in one pass
-                    logits, penalty = invariance(model, images)
-                loss = F.cross_entropy(logits.float(), labels,
-                                       label_smoothing=settings.label_smoothing)
-                loss = loss + invariance_weight * penalty
-                for module in phased:  # e.g. ProtoPNet's cluster and separation costs
-                    extra = module.auxiliary_loss(labels)
-                    if extra is not None:
-                        loss = loss + extra.float()
-            for layer in growing:
-                layer.set_targets(None)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            for layer in growing:
-                layer.sgd_step(lr / base_lr)
-            regularize(model)
-            loss_sum += loss.detach() * index.numel()
-            penalty_sum += penalty.detach() * index.numel()
-            correct += (logits.argmax(1) == labels).sum()
+    # Without a checkpoint there is nothing to stop cleanly for: signals keep their effect.
+    with StopRequest() if checkpoint_path else contextlib.nullcontext() as stop:
+        for epoch in range(len(records), settings.epochs):
+            start = time.perf_counter()
+            generator = epoch_generator(seed, epoch)
+            torch.manual_seed(seed * 100_003 + epoch)  # for random layers (Gumbel) and colour augmentation
+            for module in phased:
+                module.start_epoch(epoch, settings.epochs)
+            if settings.tau:
+                tau = annealed_tau(epoch, settings.epochs, settings.tau["start"], settings.tau["end"])
+                for layer in model.modules():
+                    if isinstance(layer, GumbelConv2d):
+                        layer.set_tau(tau)
+            order = torch.randperm(n_train, generator=generator).to(device)
+            model.train()
+            loss_sum = torch.zeros((), device=device)
+            penalty_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            lr = base_lr
+            done = 0  # steps of this epoch already taken (by the run a mid-epoch checkpoint saved)
+            if position is not None:  # continue exactly where the interrupted run stopped
+                done, lr = position["step"], position["lr"]
+                loss_sum, penalty_sum, correct = (position[key].to(device) for key in
+                                                  ("loss_sum", "penalty_sum", "correct"))
+                generator.set_state(position["generator"])
+                restore_rng_state(position["rng"], device)
+                start -= position["epoch_time_s"]
+                position = None
+            batches = range(done * settings.batch_size, n_train, settings.batch_size)
+            bar = tqdm(batches, desc=f"epoch {epoch + 1}/{settings.epochs}", leave=False,
+                       disable=None, file=sys.stderr, initial=done, total=steps_per_epoch)
+            for step_in_epoch, first in enumerate(bar, start=done):
+                index = order[first:first + settings.batch_size]
+                if index.numel() < 2:  # BatchNorm cannot train on a single image
+                    continue
+                lr = base_lr * lr_factor(settings.schedule, epoch * steps_per_epoch + step_in_epoch,
+                                         total_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * group.get("lr_scale", 1.0)
+                images = train_images[index].float().div_(255)
+                images = augment_batch(images.contiguous(memory_format=torch.channels_last),
+                                       settings.augment, generator)
+                labels = train_labels[index]
+                for layer in growing:
+                    layer.set_targets(labels)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                    if invariance is None:
+                        logits, penalty = model(images), torch.zeros((), device=device)
+                    else:  # the batch and its recoloured copy in one pass
+                        logits, penalty = invariance(model, images)
+                    loss = F.cross_entropy(logits.float(), labels,
+                                           label_smoothing=settings.label_smoothing)
+                    loss = loss + invariance_weight * penalty
+                    for module in phased:  # e.g. ProtoPNet's cluster and separation costs
+                        extra = module.auxiliary_loss(labels)
+                        if extra is not None:
+                            loss = loss + extra.float()
+                for layer in growing:
+                    layer.set_targets(None)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                for layer in growing:
+                    layer.sgd_step(lr / base_lr)
+                regularize(model)
+                loss_sum += loss.detach() * index.numel()
+                penalty_sum += penalty.detach() * index.numel()
+                correct += (logits.argmax(1) == labels).sum()
 
-        train_loss = loss_sum.item() / n_train
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(
-                f"training loss became {train_loss} in epoch {epoch + 1}; lower "
-                f"training.optimizer.lr (now {base_lr}) or check the data"
-            )
-        pruned = sum(layer.end_epoch() for layer in growing)
-        for module in phased:  # e.g. ProtoPNet's prototype push and last-layer refit
-            for index in range(module.data_passes(epoch, settings.epochs)):
-                training_pass(model, module, index, train_images, train_labels,
-                              settings.eval_batch_size)
-        test = accuracy_report(predict(model, test_images, settings.eval_batch_size),
-                               test_labels, classes=[])
-        elapsed += time.perf_counter() - start
-        record = EpochRecord(epoch=epoch + 1, train_loss=round(train_loss, 6),
-                             train_accuracy=round(100.0 * correct.item() / n_train, 4),
-                             test_accuracy=test["accuracy"], lr=lr,
-                             epoch_time_s=round(time.perf_counter() - start, 3),
-                             slots=sum(layer.n_units() for layer in growing), pruned=pruned,
-                             invariance_loss=round(penalty_sum.item() / n_train, 6))
-        records.append(record)
-        print(" ".join(f"{k}={v}" for k, v in asdict(record).items()), file=sys.stderr,
-              flush=True)
-        if checkpoint_path:
-            save_checkpoint(checkpoint_path, run_id, model, optimizer,
-                            [asdict(r) for r in records], elapsed)
-        if on_epoch:
-            on_epoch(record)
+                if stop is not None and stop.requested:  # SIGTERM/SIGINT: save this step, stop
+                    bar.close()
+                    done = step_in_epoch + 1
+                    stopped = (f"interrupted by {stop.signal_name} in epoch {epoch + 1}/"
+                               f"{settings.epochs} after step {done}/{steps_per_epoch}")
+                    if any(not isinstance(layer, MID_EPOCH_RESUMABLE) for layer in growing):
+                        kept = (f"the checkpoint of epoch {len(records)} at {checkpoint_path} is kept"
+                                if records else "no epoch has finished yet")
+                        raise TrainingInterrupted(
+                            f"{stopped}; growing layers cannot be saved mid-epoch, so {kept}; "
+                            f"rerun to continue (epoch {epoch + 1} is redone)", stop.signal_number)
+                    save_checkpoint(checkpoint_path, run_id, model, optimizer,
+                                    [asdict(r) for r in records], elapsed, position={
+                                        "epoch": epoch, "step": done, "lr": lr,
+                                        "loss_sum": loss_sum.cpu(), "penalty_sum": penalty_sum.cpu(),
+                                        "correct": correct.cpu(), "generator": generator.get_state(),
+                                        "rng": rng_state(device),
+                                        "epoch_time_s": time.perf_counter() - start})
+                    raise TrainingInterrupted(f"{stopped}; checkpoint written to {checkpoint_path}; "
+                                              "rerun to continue", stop.signal_number)
+
+            train_loss = loss_sum.item() / n_train
+            if not math.isfinite(train_loss):
+                raise TrainingDiverged(
+                    f"training loss became {train_loss} in epoch {epoch + 1}; lower "
+                    f"training.optimizer.lr (now {base_lr}) or check the data"
+                )
+            pruned = sum(layer.end_epoch() for layer in growing)
+            for module in phased:  # e.g. ProtoPNet's prototype push and last-layer refit
+                for index in range(module.data_passes(epoch, settings.epochs)):
+                    training_pass(model, module, index, train_images, train_labels,
+                                  settings.eval_batch_size)
+            test = accuracy_report(predict(model, test_images, settings.eval_batch_size),
+                                   test_labels, classes=[])
+            elapsed += time.perf_counter() - start
+            record = EpochRecord(epoch=epoch + 1, train_loss=round(train_loss, 6),
+                                 train_accuracy=round(100.0 * correct.item() / n_train, 4),
+                                 test_accuracy=test["accuracy"], lr=lr,
+                                 epoch_time_s=round(time.perf_counter() - start, 3),
+                                 slots=sum(layer.n_units() for layer in growing), pruned=pruned,
+                                 invariance_loss=round(penalty_sum.item() / n_train, 6))
+            records.append(record)
+            print(" ".join(f"{k}={v}" for k, v in asdict(record).items()), file=sys.stderr,
+                  flush=True)
+            if checkpoint_path:
+                save_checkpoint(checkpoint_path, run_id, model, optimizer,
+                                [asdict(r) for r in records], elapsed)
+            if on_epoch:
+                on_epoch(record)
+            # A signal during the data passes or evaluation: this epoch's checkpoint is written;
+            # after the last epoch the run is complete and simply returns.
+            if stop is not None and stop.requested and epoch + 1 < settings.epochs:
+                raise TrainingInterrupted(
+                    f"interrupted by {stop.signal_name} after epoch {epoch + 1}/{settings.epochs}; "
+                    f"checkpoint written to {checkpoint_path}; rerun to continue", stop.signal_number)
     return records, elapsed
