@@ -119,6 +119,32 @@ def training_pass(model: nn.Module, module: Phased, index: int, images: torch.Te
     module.end_pass(index)
 
 
+def batch_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+               settings: TrainSettings, invariance: ColourInvariance | None, growing: list,
+               phased: list[Phased]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The forward pass of one training batch (bf16 autocast on CUDA): logits, the loss to
+    minimise (cross-entropy, the weighted colour-invariance penalty, Phased modules' extra
+    costs) and the unweighted penalty. Growing layers see the labels during the pass."""
+    device = images.device
+    for layer in growing:
+        layer.set_targets(labels)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        if invariance is None:
+            logits, penalty = model(images), torch.zeros((), device=device)
+        else:  # the batch and its recoloured copy in one pass
+            logits, penalty = invariance(model, images)
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=settings.label_smoothing)
+        if invariance is not None:
+            loss = loss + settings.invariance["weight"] * penalty
+        for module in phased:  # e.g. ProtoPNet's cluster and separation costs
+            extra = module.auxiliary_loss(labels)
+            if extra is not None:
+                loss = loss + extra.float()
+    for layer in growing:
+        layer.set_targets(None)
+    return logits, loss, penalty
+
+
 def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor,
         test_images: torch.Tensor, test_labels: torch.Tensor, settings: TrainSettings,
         seed: int, checkpoint_path: Path | None = None, run_id: str = "",
@@ -144,7 +170,6 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
     total_steps = steps_per_epoch * settings.epochs
     invariance = (ColourInvariance(model, settings.invariance["augmentations"])
                   if settings.invariance else None)
-    invariance_weight = settings.invariance["weight"] if settings.invariance else 0.0
 
     records: list[EpochRecord] = []
     elapsed = 0.0
@@ -204,22 +229,8 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
                 images = augment_batch(images.contiguous(memory_format=torch.channels_last),
                                        settings.augment, generator)
                 labels = train_labels[index]
-                for layer in growing:
-                    layer.set_targets(labels)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                    if invariance is None:
-                        logits, penalty = model(images), torch.zeros((), device=device)
-                    else:  # the batch and its recoloured copy in one pass
-                        logits, penalty = invariance(model, images)
-                    loss = F.cross_entropy(logits.float(), labels,
-                                           label_smoothing=settings.label_smoothing)
-                    loss = loss + invariance_weight * penalty
-                    for module in phased:  # e.g. ProtoPNet's cluster and separation costs
-                        extra = module.auxiliary_loss(labels)
-                        if extra is not None:
-                            loss = loss + extra.float()
-                for layer in growing:
-                    layer.set_targets(None)
+                logits, loss, penalty = batch_loss(model, images, labels, settings, invariance,
+                                                   growing, phased)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
