@@ -144,8 +144,8 @@ def test_prepare_is_byte_identical_twice(tmp_path: Path) -> None:
 
 
 def test_failed_save_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken_save(obj: object, path: Path) -> None:
-        Path(path).write_bytes(b"half")
+    def broken_save(obj: object, file) -> None:  # writes half a file, then the job is killed
+        file.write(b"half")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", broken_save)

@@ -504,8 +504,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _storage_error(error: OSError) -> str | None:
+    """One line for a full disk, exceeded quota or unwritable directory (naming the path), else
+    None: other OSErrors are not the user's storage and keep their traceback."""
+    import errno
+
+    path = error.filename if error.filename is not None else "an output file"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = "no space left on device" if error.errno == errno.ENOSPC else "disk quota exceeded"
+        return f"cannot write {path}: {reason}; free some space or write elsewhere, then rerun"
+    if error.errno == errno.EROFS:
+        return (f"cannot write {path}: read-only file system, the directory is not writable; "
+                "make it writable or write elsewhere")
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return f"cannot access {path}: permission denied; check the permissions of it and its directory"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; user errors end with one line on stderr and exit status 1."""
+    """Run one command; user errors (also a full disk or an unwritable directory) end with one
+    line on stderr and exit status 1."""
     args = build_parser().parse_args(argv)
     from whitebox.data import DataError
     from whitebox.paper import PaperInputError
@@ -515,5 +533,11 @@ def main(argv: list[str] | None = None) -> int:
         args.run(args)
     except (ConfigError, DataError, PaperInputError, TrainingDiverged) as error:
         print(f"whitebox {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        message = _storage_error(error)
+        if message is None:
+            raise
+        print(f"whitebox {args.command}: error: {message}", file=sys.stderr)
         return 1
     return 0

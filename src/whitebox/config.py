@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import jsonschema
@@ -44,12 +44,16 @@ def _validator_with_defaults(schema: dict) -> jsonschema.protocols.Validator:
     return extended(schema)
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
-    where = "/".join(str(p) for p in error.absolute_path) or "<top level>"
+def _describe(error: jsonschema.ValidationError, prefix: tuple[str, ...] = ()) -> str:
+    """``<key path>: <message>``; ``prefix`` leads the path (a spec is one experiment entry)."""
+    where = "/".join(str(p) for p in (*prefix, *error.absolute_path)) or "<top level>"
     if error.validator == "oneOf" and error.context:
         # Report the branch that got furthest instead of "is not valid under any".
         best = jsonschema.exceptions.best_match(error.context)
         return f"{where}: {best.message}"
+    if error.validator == "pattern" and "valid_values" in error.schema:
+        # A regular expression tells users little: say what the schema documents instead.
+        return f"{where}: {error.instance!r} is not one of {error.schema['valid_values']}"
     return f"{where}: {error.message}"
 
 
@@ -258,7 +262,16 @@ class ExperimentSpec:
 
     @classmethod
     def from_json(cls, text: str) -> ExperimentSpec:
-        return cls(**json.loads(text))
+        """Parse a spec (as ``to_json`` writes it) and check it with ``check_spec``, so a
+        hand-written ``--spec`` fails with one line naming the key, before anything is written."""
+        try:
+            fields_ = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"the experiment spec is not valid JSON: {error}") from None
+        if not isinstance(fields_, dict):
+            raise ConfigError("the experiment spec must be a JSON object")
+        check_spec(fields_)
+        return cls(**fields_)
 
     def config_hash(self) -> str:
         """Hash of what decides training (titles, figures, evaluations, findings excluded), 12 hex
@@ -267,6 +280,36 @@ class ExperimentSpec:
         relevant = {k: v for k, v in asdict(self).items() if k not in display}
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def check_spec(spec: dict, schema_path: Path = SCHEMA_PATH) -> None:
+    """Check a spec's fields, and its dataset, model, model_args and training against the
+    schema's experiment entry (the keys a spec shares with config.yaml).
+
+    Raises ConfigError with one line naming the key, e.g.
+    ``config error at experiments/conv_simple/training/epochs: -3 is less than the minimum of 1``.
+    """
+    known = {f.name for f in fields(ExperimentSpec)}
+    required = {f.name for f in fields(ExperimentSpec)
+                if f.default is MISSING and f.default_factory is MISSING}
+    problems = []
+    if unknown := sorted(set(spec) - known):
+        problems.append(f"unknown field(s) {', '.join(unknown)}")
+    if missing := sorted(required - set(spec)):
+        problems.append(f"missing field(s) {', '.join(missing)}")
+    if problems:
+        raise ConfigError(f"experiment spec: {'; '.join(problems)} (write it with ExperimentSpec.to_json)")
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    experiment = {"$defs": schema["$defs"], "$ref": "#/$defs/experiment"}
+    shared = {key: spec[key] for key in ("dataset", "model", "model_args", "training") if key in spec}
+    errors = sorted(jsonschema.Draft202012Validator(experiment).iter_errors(shared),
+                    key=lambda e: list(e.absolute_path))
+    if errors:
+        error, name = errors[0], spec["name"] if isinstance(spec["name"], str) else "?"
+        if list(error.absolute_path) == ["model"] and error.validator == "enum":
+            raise ConfigError(f"config error at experiments/{name}/model: unknown model "
+                              f"'{error.instance}'; valid: {', '.join(error.validator_value)}")
+        raise ConfigError(f"config error at {_describe(error, ('experiments', name))}")
 
 
 def _pretrained_entry(config: dict, name: str | None) -> dict | None:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from whitebox.data.errors import DataError, one_line
-from whitebox.io import atomic_path
+from whitebox.io import save_torch
 
 FORMAT = "whitebox.dataset/1"
 
@@ -128,8 +128,7 @@ def save_dataset(dataset: Dataset, path: Path, source: dict[str, Any]) -> None:
         "test_images": dataset.test.images.contiguous(),
         "test_labels": dataset.test.labels.contiguous(),
     }
-    with atomic_path(Path(path)) as tmp:
-        torch.save(payload, tmp)
+    save_torch(payload, Path(path))  # a full disk is an OSError naming the file
 
 
 def read_source(path: Path) -> dict[str, Any]:
