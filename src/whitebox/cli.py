@@ -37,7 +37,7 @@ def _train(args: argparse.Namespace) -> None:
     from whitebox.layers.base import growing_layers
     from whitebox.models import build_classifier, model_names
     from whitebox.provenance import git_commit, library_versions
-    from whitebox.training import TrainSettings, fit, resolve_device
+    from whitebox.training import TrainingInterrupted, TrainSettings, fit, resolve_device
     from whitebox.training.device import device_name
     from whitebox.training.invariance import representation_pool
 
@@ -74,8 +74,12 @@ def _train(args: argparse.Namespace) -> None:
 
     run_id = f"{spec.config_hash()}-seed{args.seed}"
     checkpoint = out / "checkpoint.pt"
-    records, wall_time = fit(model, train_x, train_y, test_x, test_y, settings, seed=args.seed,
-                             checkpoint_path=checkpoint, run_id=run_id)
+    try:
+        records, wall_time = fit(model, train_x, train_y, test_x, test_y, settings, seed=args.seed,
+                                 checkpoint_path=checkpoint, run_id=run_id)
+    except TrainingInterrupted as stop:  # SIGTERM/SIGINT: checkpoint written; 143/130 as if killed
+        print(f"whitebox train: {stop}", file=sys.stderr)
+        raise SystemExit(stop.exit_status) from None
     report = accuracy_report(predict(model, test_x, settings.eval_batch_size), test_y, data.classes)
 
     save_torch({"state_dict": model.state_dict(), "spec": asdict(spec), "classes": data.classes,
