@@ -47,7 +47,10 @@ def _train(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except RuntimeError as error:
+        raise ConfigError(str(error)) from error
     out = Path(args.out_dir)
     data = load_prepared(Path(args.data), spec.classes)
     # Pretrained backbones expect the normalisation they were trained with.
@@ -420,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--data", required=True, help="prepared tensors of the base dataset")
     p.add_argument("--out-dir", required=True, help="results/<dataset>/<experiment>/seed<N>")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default="auto",
+                   help="auto (a free GPU, else CPU), cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     p.add_argument("--mirror", default=None, help="data_mirror: pretrained weights are read there")
     p.set_defaults(run=_train)

@@ -4,30 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
-from tests.integration.workspace import make_workspace, snakemake
+from tests.integration.workspace import snakemake
 from whitebox.config import figure_files, load_config
 from whitebox.paper import format_pct
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory) -> Path:
-    require(shutil.which("latexmk") is not None, "latexmk not installed")
-    require(shutil.which("pdftotext") is not None, "pdftotext not installed (poppler-utils)")
-    workspace = make_workspace(tmp_path_factory.mktemp("smoke"))
-    # About 110 jobs, 10-12 minutes on 2 quiet cores (20 beside another training run).
-    result = snakemake(workspace, "--profile", "profiles/smoke", timeout=1800)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workspace
 
 
 def dry_run_jobs(workspace: Path, *args: str) -> dict[str, int]:
@@ -151,4 +138,4 @@ def test_bad_config_value_stops_with_one_line(smoke_run):
     result = snakemake(smoke_run, "--profile", "profiles/smoke", "-n", "--config", "device=gpu")
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("whitebox:")]
-    assert errors == ["whitebox: config error at device: 'gpu' is not one of ['auto', 'cpu', 'cuda']"]
+    assert errors == ["whitebox: config error at device: 'gpu' is not one of auto, cpu, cuda, cuda:N"]
