@@ -1,4 +1,5 @@
 import copy
+import re
 
 import pytest
 import yaml
@@ -11,6 +12,8 @@ from whitebox.config import (
     experiment_spec,
     figure_file,
     figure_files,
+    gpu_request,
+    job_resources,
     load_config,
     noise_gradient_rows,
     validate_config,
@@ -179,3 +182,46 @@ def test_gpu_experiments_skip_refuses_a_comparison_with_a_left_out_stage():
         "text": "x", "relation": "lower", "than": "cub_resnet34"}
     with pytest.raises(ConfigError, match="compares with GPU experiment 'cub_resnet34'"):
         validate_config(config)
+
+
+def test_job_resources_merge_default_group_and_experiment(config):
+    assert job_resources(config, "figures") == {"mem_mb": 8000, "runtime": 30}
+    assert job_resources(config, "train", "conv_simple") == {"mem_mb": 8000, "runtime": 240}
+    assert job_resources(config, "train", "cub_flexparts_bagnet33") == {"mem_mb": 32000, "runtime": 720}
+    config["cluster"]["resources"] = {"default": {"mem_mb": 1000, "runtime": 5},
+                                      "train": {"runtime": 9}}
+    assert job_resources(config, "evaluate") == {"mem_mb": 1000, "runtime": 5}
+    assert job_resources(config, "train", "conv_simple") == {"mem_mb": 1000, "runtime": 9}
+
+
+def test_only_gpu_experiments_ask_for_a_gpu_in_either_style(config):
+    assert gpu_request(config, "conv_simple") == {"gpu": 0, "gpu_model": "", "gres": ""}
+    assert gpu_request(config, "cub_resnet34") == {"gpu": 1, "gpu_model": "", "gres": ""}
+    config["cluster"]["gpu_model"] = "a100"
+    assert gpu_request(config, "cub_resnet34") == {"gpu": 1, "gpu_model": "a100", "gres": ""}
+    assert gpu_request(config, "conv_simple")["gpu_model"] == ""  # no "--gpus=a100:0"
+    config["cluster"]["gpu_request"] = "gres"
+    assert gpu_request(config, "cub_resnet34") == {"gpu": 0, "gpu_model": "", "gres": "gpu:a100:1"}
+    config["cluster"]["gpu_model"] = None
+    assert gpu_request(config, "cub_resnet34")["gres"] == "gpu:1"
+    assert gpu_request(config, "conv_simple")["gres"] == ""
+
+
+@pytest.mark.parametrize("cluster, message", [
+    ({"resources": {"train": {"mem_mb": 10}}}, "cluster/resources/train/mem_mb: 10 is less than"),
+    ({"resources": {"trian": {"mem_mb": 1000}}}, "cluster/resources: Additional properties"),
+    ({"resources": {"default": {"mem_mb": 1000}}}, "'runtime' is a required property"),
+    ({"gpu_request": "gpus_per_node"}, "cluster/gpu_request: 'gpus_per_node' is not one of"),
+])
+def test_bad_cluster_settings_are_one_line_errors(config, cluster, message):
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    raw["cluster"] = cluster
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate_config(raw)
+
+
+def test_cuda_devices_are_valid_device_settings():
+    for device in ("auto", "cpu", "cuda", "cuda:3"):
+        raw = yaml.safe_load((REPO / "config.yaml").read_text())
+        raw["device"] = device
+        assert validate_config(raw)["device"] == device

@@ -108,6 +108,32 @@ def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
     return config
 
 
+def job_resources(config: dict, group: str, experiment: str | None = None) -> dict[str, int]:
+    """Memory (``mem_mb``) and run time (``runtime``, minutes) of a job of rule ``group``:
+    cluster.resources' default, then the group's entry, then the experiment's own
+    ``resources`` (training jobs)."""
+    table = config["cluster"]["resources"]
+    merged = {**table["default"], **table.get(group, {})}
+    if experiment is not None:
+        merged.update(config["experiments"][experiment].get("resources", {}))
+    return merged
+
+
+def gpu_request(config: dict, experiment: str) -> dict[str, int | str]:
+    """How a training job of ``experiment`` asks the scheduler for its GPU: ``gpu`` (a count,
+    also what ``--resources gpu=N`` counts), ``gpu_model`` and ``gres`` ('' when unused).
+
+    Only experiments marked ``gpu`` ask; cluster.gpu_request picks ``--gpus`` or ``--gres``.
+    """
+    cluster = config["cluster"]
+    wants = 1 if config["experiments"][experiment].get("gpu") else 0
+    model = cluster["gpu_model"] or ""
+    if cluster["gpu_request"] == "gres":
+        gres = ":".join(["gpu", model, "1"] if model else ["gpu", "1"]) if wants else ""
+        return {"gpu": 0, "gpu_model": "", "gres": gres}
+    return {"gpu": wants, "gpu_model": model if wants else "", "gres": ""}
+
+
 def _drop_gpu_experiments(config: dict) -> None:
     """Remove the experiments marked ``gpu`` (gpu_experiments: skip); an experiment that
     stays must not compare with one that goes."""

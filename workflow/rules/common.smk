@@ -4,7 +4,13 @@ import json
 import re
 import shlex
 
-from whitebox.config import experiment_spec, figure_files, noise_gradient_rows
+from whitebox.config import (
+    experiment_spec,
+    figure_files,
+    gpu_request,
+    job_resources,
+    noise_gradient_rows,
+)
 
 WHITEBOX_SRC = Path(workflow.basedir) / "src" / "whitebox"
 # Modules every command may import (the CLI, config, file helpers, provenance).
@@ -25,6 +31,25 @@ def library_sources(*rooms):
 
 def spec(experiment):
     return experiment_spec(config, experiment)
+
+
+def resources_of(group):
+    """mem_mb and runtime of one group of jobs (config.yaml: cluster.resources)."""
+    return job_resources(config, group)
+
+
+def training_resources():
+    """Per-experiment resources of training jobs, as callables: mem_mb, runtime, and the GPU
+    request of experiments marked gpu (gpu, gpu_model, gres; see config.gpu_request)."""
+
+    def request(wildcards):
+        return {
+            **job_resources(config, "train", wildcards.experiment),
+            **gpu_request(config, wildcards.experiment),
+        }
+
+    keys = ("mem_mb", "runtime", "gpu", "gpu_model", "gres")
+    return {key: (lambda wildcards, key=key: request(wildcards)[key]) for key in keys}
 
 
 def run_dir(experiment, seed):

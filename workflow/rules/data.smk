@@ -15,7 +15,7 @@ rule prepare_dataset:
         mirror=mirror_option,
     threads: 4
     resources:
-        mem_mb=8000,
+        **resources_of("prepare_dataset"),
     conda:
         "../envs/whitebox.yaml"
     shell:

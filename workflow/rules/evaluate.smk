@@ -17,8 +17,7 @@ rule evaluate:
         ood=lambda wildcards, input: f"--ood-data {input.ood}" if input.ood else "",
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=60,
+        **resources_of("evaluate"),
     conda:
         "../envs/whitebox.yaml"
     shell:

@@ -22,7 +22,7 @@ rule gradients:
     params:
         n_images=lambda wildcards: figure_option(wildcards, "n_images"),
     resources:
-        mem_mb=4000,
+        **resources_of("figures"),
     conda:
         "../envs/whitebox.yaml"
     shell:
@@ -51,7 +51,7 @@ rule filters:
         layer=lambda wildcards: figure_option(wildcards, "layer"),
         group_size=lambda wildcards: figure_option(wildcards, "group_size"),
     resources:
-        mem_mb=2000,
+        **resources_of("figures"),
     conda:
         "../envs/whitebox.yaml"
     shell:
@@ -79,7 +79,7 @@ rule slots:
     params:
         max_per_class=lambda wildcards: figure_option(wildcards, "max_per_class"),
     resources:
-        mem_mb=2000,
+        **resources_of("figures"),
     conda:
         "../envs/whitebox.yaml"
     shell:
@@ -104,7 +104,7 @@ rule slot_update_curve:
     benchmark:
         "logs/benchmarks/slot_update_curve/{dataset}/{figure}.tsv"
     resources:
-        mem_mb=1000,
+        **resources_of("figures"),
     conda:
         "../envs/whitebox.yaml"
     shell:
@@ -132,7 +132,7 @@ rule noise_gradients:
         layers=noise_gradient_args,
         n_samples=lambda wildcards: figure_option(wildcards, "n_samples"),
     resources:
-        mem_mb=2000,
+        **resources_of("figures"),
     conda:
         "../envs/whitebox.yaml"
     shell:
@@ -162,7 +162,7 @@ rule unit_grid:
         compare=unit_grid_compare_args,
         noise_seed=lambda wildcards: figure_option(wildcards, "noise_seed"),
     resources:
-        mem_mb=4000,
+        **resources_of("figures"),
     conda:
         "../envs/whitebox.yaml"
     shell:
@@ -190,7 +190,7 @@ rule kernel_views:
         layer=lambda wildcards: shlex.quote(figure_option(wildcards, "layer")),
         n_kernels=lambda wildcards: figure_option(wildcards, "n_kernels"),
     resources:
-        mem_mb=2000,
+        **resources_of("figures"),
     conda:
         "../envs/whitebox.yaml"
     shell:
@@ -219,7 +219,7 @@ rule prototype_parts:
         n_images=lambda wildcards: figure_option(wildcards, "n_images"),
         n_prototypes=lambda wildcards: figure_option(wildcards, "n_prototypes"),
     resources:
-        mem_mb=8000,
+        **resources_of("figures"),
     conda:
         "../envs/whitebox.yaml"
     shell:

@@ -14,7 +14,7 @@ rule paper_generated:
     benchmark:
         "logs/benchmarks/paper/generated.tsv"
     resources:
-        mem_mb=1000,
+        **resources_of("paper"),
     params:
         figures=figure_args(figure_paths()),
     conda:
@@ -39,7 +39,7 @@ rule paper_pdf:
     benchmark:
         "logs/benchmarks/paper/latexmk.tsv"
     resources:
-        mem_mb=1000,
+        **resources_of("paper"),
     conda:
         "../envs/latex.yaml"
     shell:

@@ -21,9 +21,7 @@ rule train:
         mirror=mirror_option,
     threads: 2
     resources:
-        gpu=lambda wildcards: int(spec(wildcards.experiment).gpu),
-        mem_mb=8000,
-        runtime=120,
+        **training_resources(),
     conda:
         "../envs/whitebox.yaml"
     shell:
