@@ -225,3 +225,11 @@ def test_cuda_devices_are_valid_device_settings():
         raw = yaml.safe_load((REPO / "config.yaml").read_text())
         raw["device"] = device
         assert validate_config(raw)["device"] == device
+
+
+def test_gpu_experiments_skip_must_leave_some_experiment():
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    raw["experiments"] = {name: entry for name, entry in raw["experiments"].items() if entry.get("gpu")}
+    raw["gpu_experiments"] = "skip"
+    with pytest.raises(ConfigError, match="gpu_experiments: skip leaves no experiment"):
+        validate_config(raw)

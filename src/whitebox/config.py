@@ -150,6 +150,9 @@ def _drop_gpu_experiments(config: dict) -> None:
                     f"config error at experiments/{name}: it compares with GPU experiment "
                     f"'{other}', which gpu_experiments: skip leaves out"
                 )
+    if dropped == set(experiments):
+        raise ConfigError("config error at gpu_experiments: skip leaves no experiment (every one "
+                          "is marked gpu); use gpu_experiments: run")
     config["experiments"] = {n: e for n, e in experiments.items() if n not in dropped}
 
 
