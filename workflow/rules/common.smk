@@ -40,7 +40,10 @@ def resources_of(group):
 
 def training_resources():
     """Per-experiment resources of training jobs, as callables: mem_mb, runtime, and the GPU
-    request of experiments marked gpu (gpu, gpu_model, gres; see config.gpu_request)."""
+    request of experiments marked gpu (gpu, gpu_model, gres; see config.gpu_request); and, for
+    SLURM, SIGTERM before the time limit (slurm_extra), which only the job's steps receive
+    (srun itself would kill the step at once on a signal of its own)."""
+    stop = config["cluster"]["stop_before_limit_s"]
 
     def request(wildcards):
         return {
@@ -49,7 +52,8 @@ def training_resources():
         }
 
     keys = ("mem_mb", "runtime", "gpu", "gpu_model", "gres")
-    return {key: (lambda wildcards, key=key: request(wildcards)[key]) for key in keys}
+    resources = {key: (lambda wildcards, key=key: request(wildcards)[key]) for key in keys}
+    return {**resources, "slurm_extra": f"--signal=TERM@{stop}" if stop else ""}
 
 
 def run_dir(experiment, seed):

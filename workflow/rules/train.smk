@@ -24,8 +24,10 @@ rule train:
         **training_resources(),
     conda:
         "../envs/whitebox.yaml"
+    # exec: the shell becomes the training process, so a SIGTERM (a SLURM time limit, a
+    # pre-emption) reaches it with nobody dying first: it writes its checkpoint, then exits.
     shell:
-        "python -m whitebox train --spec {params.spec:q} --seed {wildcards.seed}"
+        "exec python -m whitebox train --spec {params.spec:q} --seed {wildcards.seed}"
         " --data {input.data} --out-dir {params.out_dir} --device {params.device}"
         " --threads {threads} {params.mirror}"
         " > {log} 2>&1"
