@@ -27,8 +27,11 @@ def make_workspace(root: Path) -> Path:
     return root
 
 
-def snakemake(workspace: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run Snakemake of this interpreter's environment inside ``workspace``."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+def snakemake(workspace: Path, *args: str, timeout: int = 600,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run Snakemake of this interpreter's environment inside ``workspace`` (in ``env``, by
+    default this process's environment)."""
+    env = dict(env or os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workspace, env=env,
                           capture_output=True, text=True, timeout=timeout)

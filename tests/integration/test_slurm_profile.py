@@ -1,0 +1,178 @@
+"""The smoke DAG sent through profiles/slurm to a real (private, single-node) SLURM cluster
+gives the same results and paper as the local run.
+
+The cluster is Debian's slurmctld/slurmd/munge, started and stopped by the test as root
+(tests/integration/slurm_cluster.py). This is the CI variant of a cluster run: the node has
+no GPU, so the CUB stage's training jobs ask for none (``--set-resources train:gpu=0``),
+threads are capped at the node's 2 CPUs, and job states come from ``squeue`` (no accounting).
+Everything else, from job submission to the retries, is the profile as users run it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require
+from tests.integration.slurm_cluster import local_slurm, missing_requirements, slurm_smoke_args
+from tests.integration.workspace import make_workspace, snakemake
+
+pytestmark = pytest.mark.slow
+
+# What may differ between two runs of the same DAG: how long things took, and when.
+TIMING_KEYS = {"wall_time_s", "finished_at"}
+# Training times as the paper prints them: "12.3 s", "4.1 min", "1.2 h", and the relative
+# training time of a family table, "$\times1.3$" (×1.3 in the PDF).
+TIME_PATTERNS = [re.compile(r"\d[\d,.]*(?:\s|~|\\,)*(?:s|min|h)\b"),
+                 re.compile(r"(?:\$\\times|×)\s*\d+\.\d\$?")]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> dict[str, str]:
+    """A running single-node SLURM; the environment that points clients at it."""
+    reason = missing_requirements()
+    require(reason is None, f"no local SLURM cluster: {reason}")
+    with local_slurm(tmp_path_factory.mktemp("cluster")) as env:
+        yield env
+
+
+@pytest.fixture(scope="module")
+def slurm_run(tmp_path_factory, cluster, smoke_run) -> tuple[Path, subprocess.CompletedProcess]:
+    """The smoke DAG through the SLURM profile, in a fresh workspace, after the local run."""
+    workspace = make_workspace(tmp_path_factory.mktemp("slurm"))
+    result = snakemake(workspace, *slurm_smoke_args(), env=cluster, timeout=2700)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return workspace, result
+
+
+def _metrics(workspace: Path) -> dict[str, dict]:
+    runs = {}
+    for path in sorted(workspace.glob("results/*/*/seed*/metrics.json")):
+        metrics = json.loads(path.read_text())
+        runs[str(path.relative_to(workspace))] = {k: v for k, v in metrics.items() if k not in TIMING_KEYS}
+    return runs
+
+
+def _train_log(path: Path) -> list[dict]:
+    with path.open() as table:
+        return [{k: v for k, v in row.items() if k != "epoch_time_s"} for row in csv.DictReader(table)]
+
+
+def _without_times(text: str) -> str:
+    for pattern in TIME_PATTERNS:
+        text = pattern.sub("<time>", text)
+    return text
+
+
+def test_every_cluster_job_went_through_slurm(slurm_run, smoke_run):
+    workspace, result = slurm_run
+    output = result.stdout + result.stderr
+    submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", output)
+    local_rules = {"prepare_dataset", "paper_generated", "paper_pdf", "all"}
+    stats = output.split("Job stats:")[1].split("total")[0]
+    rows = [line.split() for line in stats.splitlines()[3:] if line.strip()]
+    cluster_jobs = sum(int(count) for rule, count in rows if rule not in local_rules)
+    assert cluster_jobs > 100
+    assert len(submitted) == len(set(submitted)) == cluster_jobs
+
+
+def test_metrics_and_training_logs_equal_the_local_run(slurm_run, smoke_run):
+    workspace, _ = slurm_run
+    cluster, local = _metrics(workspace), _metrics(smoke_run)
+    assert cluster and cluster.keys() == local.keys()
+    for run, metrics in cluster.items():
+        assert metrics == local[run], run
+        log = Path(run).with_name("train_log.csv")
+        assert _train_log(workspace / log) == _train_log(smoke_run / log), log
+    evaluations = sorted(p.relative_to(smoke_run) for p in smoke_run.glob("results/*/*/seed*/*.json"))
+    for path in evaluations:
+        if path.name != "metrics.json":
+            assert (workspace / path).read_text() == (smoke_run / path).read_text(), path
+
+
+def test_figures_equal_the_local_run(slurm_run, smoke_run):
+    workspace, _ = slurm_run
+    figures = sorted(p.relative_to(smoke_run) for p in smoke_run.glob("results/*/*.png"))
+    assert len(figures) > 20
+    for png in figures:
+        assert (workspace / png).read_bytes() == (smoke_run / png).read_bytes(), png
+
+
+def test_paper_equals_the_local_run_up_to_training_times(slurm_run, smoke_run):
+    workspace, _ = slurm_run
+    generated = sorted(p.relative_to(smoke_run) for p in smoke_run.glob("paper/generated/*.tex"))
+    assert generated
+    for tex in generated:
+        ours, theirs = (_without_times((root / tex).read_text()) for root in (workspace, smoke_run))
+        assert ours == theirs, tex
+    texts = [subprocess.run(["pdftotext", str(root / "paper" / "main.pdf"), "-"], check=True,
+                            capture_output=True, text=True).stdout for root in (workspace, smoke_run)]
+    assert texts[0].count("\f") == texts[1].count("\f")  # pages
+    # The same words; a float may land elsewhere when a time is wider, so not their order.
+    words = [Counter(_without_times(text).split()) for text in texts]
+    assert sum(words[0].values()) > 2000 and words[0] == words[1]
+
+
+# A longer run of one small experiment: 57 steps per epoch, so a signal lands mid-epoch.
+LONGER_RUN = "experiments:\n  conv_simple:\n    training: {epochs: 4, batch_size: 16}\n"
+LONGER_TARGET = "results/cifar10/conv_simple/seed0"
+
+
+def _epochs_in_checkpoint(run: Path) -> int:
+    import torch
+
+    try:
+        return len(torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)["records"])
+    except (FileNotFoundError, RuntimeError, EOFError):
+        return 0
+
+
+def test_a_slurm_job_stopped_by_sigterm_is_retried_and_continues_mid_epoch(cluster, tmp_path_factory):
+    """SIGTERM to the job's steps, as SLURM sends before the time limit (the train rule's
+    sbatch --signal=TERM@N): the training checkpoints its step, the job fails, the profile's
+    retry resubmits it, and it continues from that step to the result of an uninterrupted run."""
+    local = make_workspace(tmp_path_factory.mktemp("longer_local"))
+    (local / "longer.yaml").write_text(LONGER_RUN)
+    straight = snakemake(local, f"{LONGER_TARGET}/metrics.json", "--profile", "profiles/smoke",
+                         "--configfile", "config.yaml", "profiles/smoke/smoke.yaml", "longer.yaml")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    workspace = make_workspace(tmp_path_factory.mktemp("longer_slurm"))
+    (workspace / "longer.yaml").write_text(LONGER_RUN)
+    env = {**cluster, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{cluster['PATH']}"}
+    job = subprocess.Popen([sys.executable, "-m", "snakemake", f"{LONGER_TARGET}/metrics.json",
+                            *slurm_smoke_args("longer.yaml")], cwd=workspace, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 600
+    while _epochs_in_checkpoint(workspace / LONGER_TARGET) < 1:
+        assert job.poll() is None, job.stdout.read()[-3000:]
+        assert time.monotonic() < deadline, "no epoch checkpoint within 10 minutes"
+        time.sleep(0.2)
+    running = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%i"], env=cluster, check=True,
+                             capture_output=True, text=True).stdout.split()
+    assert len(running) == 1
+    # What sbatch --signal=TERM@N (cluster.stop_before_limit_s) does N seconds before the time
+    # limit: SIGTERM to the job's steps, not to the batch script and its srun.
+    subprocess.run(["scancel", "--signal=TERM", running[0]], env=cluster, check=True)
+    output, _ = job.communicate(timeout=900)
+    assert job.returncode == 0, output[-3000:]
+    assert re.search(rf"SLURM-job '?{running[0]}'? failed", output), output[-3000:]
+    slurm_log = next((workspace / "logs" / "slurm" / "rule_train").rglob(f"{running[0]}.log")).read_text()
+    assert "slurm_extra=--signal=TERM@300" in slurm_log
+    log = (workspace / "logs" / "train" / "cifar10" / "conv_simple" / "seed0.log").read_text()
+    assert re.search(r"resuming in epoch 2/4 after step \d+/57", log), log[:2000]
+    ours = json.loads((workspace / LONGER_TARGET / "metrics.json").read_text())
+    theirs = json.loads((local / LONGER_TARGET / "metrics.json").read_text())
+    assert {k: v for k, v in ours.items() if k not in TIMING_KEYS} == \
+        {k: v for k, v in theirs.items() if k not in TIMING_KEYS}
+    assert _train_log(workspace / LONGER_TARGET / "train_log.csv") == \
+        _train_log(local / LONGER_TARGET / "train_log.csv")
