@@ -1,6 +1,6 @@
 """Speed targets of whitebox, measured and printed against their targets (`make bench`).
 
-    .venv/bin/python benchmarks/run.py                  # everything (about 8 minutes on 2 cores)
+    .venv/bin/python benchmarks/run.py                  # everything (about 20 minutes on 2 cores)
     .venv/bin/python benchmarks/run.py --only throughput --quick
 
 Prints one table and writes benchmarks/results/latest.json. Each line says PASS or MISS
@@ -22,11 +22,17 @@ sys.path.insert(0, str(REPO))  # benchmarks.* and tests.integration.workspace
 from benchmarks.report import Measurement, format_table, write_json  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "latest.json"
-PARTS = ("workflow", "throughput", "inh", "stages", "invariance", "cub")
+PARTS = ("workflow", "throughput", "inh", "stages", "invariance", "cub", "slurm")
 
 
-def run_part(part: str, quick: bool) -> list[Measurement]:
-    """The measurements of one part (imported lazily: throughput loads torch, workflow does not)."""
+def run_part(part: str, quick: bool, earlier: list[Measurement]) -> list[Measurement]:
+    """The measurements of one part (imported lazily: throughput loads torch, workflow does not);
+    ``earlier`` holds those of the parts already run."""
+    if part == "slurm":
+        from benchmarks import slurm, workflow
+
+        local = next((m.value for m in earlier if m.name == workflow.SMOKE_NAME), None)
+        return slurm.measure(quick=quick, local_smoke_s=local)
     if part == "workflow":
         from benchmarks import workflow
 
@@ -66,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="throughput on 2048 images for 1 epoch, no full INH run, stages "
                              "timed on 1024 images, 5 rounds of invariance ratios, not 9, CUB "
-                             "steps on 112x112 CPU images in 5 rounds, not 224x224 in 7 (the "
-                             "workflow part is unchanged)")
+                             "steps on 112x112 CPU images in 5 rounds, not 224x224 in 7, SLURM "
+                             "overhead on 4 training jobs, not the smoke DAG (the workflow part "
+                             "is unchanged)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON file (default: {RESULTS})")
     args = parser.parse_args(argv)
 
@@ -76,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     for part in [args.only] if args.only else PARTS:
         start = time.perf_counter()
         print(f"running {part} benchmarks ...", file=sys.stderr, flush=True)
-        measurements += run_part(part, args.quick)
+        measurements += run_part(part, args.quick, measurements)
         print(f"  {part} done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
     print(format_table(measurements))

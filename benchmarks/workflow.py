@@ -19,6 +19,7 @@ from tests.integration.workspace import make_workspace, snakemake
 
 SMOKE = ("--profile", "profiles/smoke")
 NOTHING_TO_DO = "Nothing to be done"
+SMOKE_NAME = "make smoke (from scratch)"
 
 
 def _timed_snakemake(workspace: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
@@ -48,10 +49,10 @@ def smoke_run(workspace: Path) -> Measurement:
     """Wall time of `make smoke` (the smoke DAG from scratch): what a new developer waits."""
     seconds, result = _timed_snakemake(workspace, *SMOKE)
     if result.returncode != 0:
-        return Measurement("make smoke (from scratch)", None, "s", "<", 300, note=_failure(result))
+        return Measurement(SMOKE_NAME, None, "s", "<", 300, note=_failure(result))
     slowest = _slowest_jobs(workspace)
     note = "slowest: " + ", ".join(f"{name} {s:.0f} s" for name, s in list(slowest.items())[:2])
-    return Measurement("make smoke (from scratch)", seconds, "s", "<", 300, note=note,
+    return Measurement(SMOKE_NAME, seconds, "s", "<", 300, note=note,
                        details={"slowest_jobs_s": slowest})
 
 
