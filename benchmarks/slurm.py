@@ -45,6 +45,8 @@ def measure(quick: bool = False, local_smoke_s: float | None = None) -> list[Mea
     targets = list(QUICK_TARGETS) if quick else []
     with tempfile.TemporaryDirectory(prefix="whitebox-bench-slurm-") as tmp:
         root = Path(tmp)
+        for folder in ("local", "slurm"):
+            (root / folder).mkdir()
         if local_smoke_s is None or quick:
             local_s, output, status = _timed(make_workspace(root / "local"),
                                              [*targets, "--profile", "profiles/smoke"])
