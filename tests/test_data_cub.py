@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import serving
+from tests.conftest import ServedFiles, file_server
 from tests.fake_cub import (
     BACKGROUND,
     FOLDER,
@@ -275,57 +273,18 @@ def test_unknown_crop(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- downloads
 
 
-@dataclass
-class _Served:
-    """What the local server sends and what it saw."""
-
-    payload: bytes = b""
-    honour_range: bool = True
-    drop_first_after: int | None = None  # close the first answer after this many bytes
-    ranges: list[str | None] = field(default_factory=list)
-
-
 @pytest.fixture
-def server() -> Iterator[tuple[str, _Served]]:
-    """A local HTTP server with Range support serving one payload at any path."""
-    served = _Served()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-            header = self.headers.get("Range")
-            served.ranges.append(header)
-            data, start = served.payload, 0
-            if header and served.honour_range:
-                start = int(header.removeprefix("bytes=").split("-")[0])
-                if start >= len(data):
-                    self.send_response(416)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-            else:
-                self.send_response(200)
-            body = data[start:]
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if served.drop_first_after is not None and len(served.ranges) == 1:
-                body = body[: served.drop_first_after]
-                self.close_connection = True
-            self.wfile.write(body)
-
-    with serving(Handler) as url:
-        yield url, served
+def server() -> Iterator[tuple[str, ServedFiles]]:
+    """The local file server (tests/conftest.py); the tests here serve ``default`` at any path."""
+    with file_server() as url_and_served:
+        yield url_and_served
 
 
 def _serve_archive(
-    server: tuple[str, _Served], fake_archive: Path, monkeypatch: pytest.MonkeyPatch
-) -> _Served:
+    server: tuple[str, ServedFiles], fake_archive: Path, monkeypatch: pytest.MonkeyPatch
+) -> ServedFiles:
     url, served = server
-    served.payload = fake_archive.read_bytes()
+    served.default = fake_archive.read_bytes()
     monkeypatch.setattr(cub_module, "URL", f"{url}/records/x/files/{cub_module.ARCHIVE}?download=1")
     return served
 
@@ -335,7 +294,7 @@ def test_download(tmp_path: Path, fake_archive: Path, server, monkeypatch) -> No
     root = tmp_path / "root"
     _check(load_cub("cub200", root, None, size=32))
     assert served.ranges == [None]
-    assert (root / cub_module.ARCHIVE).read_bytes() == served.payload
+    assert (root / cub_module.ARCHIVE).read_bytes() == served.default
     assert _leftovers(root) == []
 
 
@@ -343,11 +302,11 @@ def test_download_resumes_a_part_file(tmp_path: Path, fake_archive: Path, server
     served = _serve_archive(server, fake_archive, monkeypatch)
     root = tmp_path / "root"
     root.mkdir()
-    half = len(served.payload) // 2
-    (root / (cub_module.ARCHIVE + ".part")).write_bytes(served.payload[:half])
+    half = len(served.default) // 2
+    (root / (cub_module.ARCHIVE + ".part")).write_bytes(served.default[:half])
     _check(load_cub("cub200", root, None, size=32))
     assert served.ranges == [f"bytes={half}-"]
-    assert (root / cub_module.ARCHIVE).read_bytes() == served.payload
+    assert (root / cub_module.ARCHIVE).read_bytes() == served.default
     assert _leftovers(root) == []
 
 
@@ -360,7 +319,7 @@ def test_download_restarts_when_range_is_ignored(
     root.mkdir()
     (root / (cub_module.ARCHIVE + ".part")).write_bytes(b"stale bytes of another file")
     _check(load_cub("cub200", root, None, size=32))
-    assert (root / cub_module.ARCHIVE).read_bytes() == served.payload
+    assert (root / cub_module.ARCHIVE).read_bytes() == served.default
 
 
 def test_download_retries_a_dropped_connection(
@@ -391,7 +350,7 @@ def test_download_with_wrong_size_leaves_nothing(
     tmp_path: Path, fake_archive: Path, server, monkeypatch
 ) -> None:
     served = _serve_archive(server, fake_archive, monkeypatch)
-    served.payload = served.payload[:-10]
+    served.default = served.default[:-10]
     root = tmp_path / "root"
     with pytest.raises(DataError) as error:
         load_cub("cub200", root, None, size=32)
@@ -456,7 +415,7 @@ def test_weights_from_cache(tmp_path: Path) -> None:
 def test_weights_download(tmp_path: Path, server) -> None:
     url, served = server
     path = _weights_file(tmp_path / "elsewhere", STATE)
-    served.payload = path.read_bytes()
+    served.default = path.read_bytes()
     found = fetch_weights(f"{url}/{path.name}", path.name, None, tmp_path / "cache")
     assert found == tmp_path / "cache" / path.name
     assert torch.equal(load_state_dict_file(found)["conv.weight"], STATE["conv.weight"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.server
 import io
 import json
 import os
@@ -22,7 +21,6 @@ import subprocess
 import sys
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +28,7 @@ import pytest
 import torchvision
 
 import whitebox.data.files as files_module
-from tests.conftest import REPO, SHARED_DATA, one_error_line, require, serving
+from tests.conftest import REPO, SHARED_DATA, ServedFiles, file_server, one_error_line, require
 from whitebox.cli import main
 from whitebox.data import load_prepared
 
@@ -76,51 +74,12 @@ def left_under(root: Path) -> list[str]:
 # ---------------------------------------------------------------- a local file server
 
 
-@dataclass
-class Served:
-    """What the local server sends (``files`` by url path) and the requests it saw."""
-
-    files: dict[str, bytes] = field(default_factory=dict)
-    cut_at: int | None = None  # every answer stops at this byte of the file (length announced)
-    requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range)
-
-
 @pytest.fixture
-def server() -> Iterator[tuple[str, Served]]:
-    """A local HTTP server with Range support; unknown paths answer 404."""
-    served = Served()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-            header = self.headers.get("Range")
-            served.requests.append((self.path, header))
-            data = served.files.get(self.path)
-            if data is None:
-                self.send_error(404)
-                return
-            start = int(header.removeprefix("bytes=").split("-")[0]) if header else 0
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            if header:
-                self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-            else:
-                self.send_response(200)
-            self.send_header("Content-Length", str(len(data) - start))
-            self.end_headers()
-            end = len(data) if served.cut_at is None else max(start, served.cut_at)
-            self.wfile.write(data[start:end])
-            if end < len(data):
-                self.close_connection = True
-
-    with serving(Handler) as url:
-        yield url, served
+def server() -> Iterator[tuple[str, ServedFiles]]:
+    """The local file server (tests/conftest.py); the tests here serve ``files`` only, other
+    paths answer 404."""
+    with file_server() as url_and_served:
+        yield url_and_served
 
 
 # ---------------------------------------------------------------- a tiny CIFAR-10
@@ -161,7 +120,7 @@ def cifar(monkeypatch: pytest.MonkeyPatch) -> bytes:
     return archive
 
 
-def serve_cifar(server: tuple[str, Served], data: bytes, monkeypatch: pytest.MonkeyPatch) -> str:
+def serve_cifar(server: tuple[str, ServedFiles], data: bytes, monkeypatch: pytest.MonkeyPatch) -> str:
     """Serve ``data`` as the CIFAR-10 archive; returns its url."""
     url, served = server
     served.files[f"/{CIFAR.filename}"] = data
