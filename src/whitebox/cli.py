@@ -35,15 +35,13 @@ def _train(args: argparse.Namespace) -> None:
     from whitebox.io import atomic_write, save_json, save_torch
     from whitebox.layers import GumbelConv2d
     from whitebox.layers.base import growing_layers
-    from whitebox.models import build_classifier, model_names
+    from whitebox.models import build_classifier
     from whitebox.provenance import git_commit, library_versions
     from whitebox.training import TrainingInterrupted, TrainSettings, fit, resolve_device
     from whitebox.training.device import device_name
     from whitebox.training.invariance import representation_pool
 
     spec = ExperimentSpec.from_json(args.spec)
-    if spec.model not in model_names():
-        raise ConfigError(f"unknown model '{spec.model}'; valid: {', '.join(model_names())}")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)

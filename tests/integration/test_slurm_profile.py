@@ -25,6 +25,7 @@ import pytest
 from tests.conftest import require
 from tests.integration.slurm_cluster import local_slurm, missing_requirements, slurm_smoke_args
 from tests.integration.workspace import make_workspace, snakemake
+from whitebox.config import load_config
 
 pytestmark = pytest.mark.slow
 
@@ -167,7 +168,8 @@ def test_a_slurm_job_stopped_by_sigterm_is_retried_and_continues_mid_epoch(clust
     assert job.returncode == 0, output[-3000:]
     assert re.search(rf"SLURM-job '?{running[0]}'? failed", output), output[-3000:]
     slurm_log = next((workspace / "logs" / "slurm" / "rule_train").rglob(f"{running[0]}.log")).read_text()
-    assert "slurm_extra=--signal=TERM@300" in slurm_log
+    stop = load_config(workspace / "config.yaml")["cluster"]["stop_before_limit_s"]
+    assert f"slurm_extra=--signal=TERM@{stop}" in slurm_log
     log = (workspace / "logs" / "train" / "cifar10" / "conv_simple" / "seed0.log").read_text()
     assert re.search(r"resuming in epoch 2/4 after step \d+/57", log), log[:2000]
     ours = json.loads((workspace / LONGER_TARGET / "metrics.json").read_text())
