@@ -11,6 +11,7 @@ from whitebox.models import build_classifier
 from whitebox.training import TrainingDiverged, TrainingInterrupted, TrainSettings, fit
 from whitebox.training.augment import augment_batch
 from whitebox.training.interrupt import StopRequest
+from whitebox.training.loop import shuffled_labels
 from whitebox.training.schedule import lr_factor
 
 
@@ -24,11 +25,11 @@ def toy_split(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return images, labels
 
 
-def train_once(tmp_path, epochs=2, checkpoint=None, lr=1e-3, seed=0):
+def train_once(tmp_path, epochs=2, checkpoint=None, lr=1e-3, seed=0, shuffle_labels=False):
     torch.manual_seed(seed)
     model = build_classifier("directional", 2, [0.3] * 3, [0.3] * 3)
     settings = TrainSettings(epochs=epochs, batch_size=32, optimizer={"name": "adam", "lr": lr},
-                             augment=["hflip"])
+                             augment=["hflip"], shuffle_labels=shuffle_labels)
     train_x, train_y = toy_split(256, 1)
     test_x, test_y = toy_split(128, 2)
     records, _ = fit(model, train_x, train_y, test_x, test_y, settings, seed=seed,
@@ -40,6 +41,17 @@ def test_learns_a_separable_toy_problem(tmp_path):
     _, records = train_once(tmp_path, epochs=3)
     assert records[-1].test_accuracy > 90
     assert len(records) == 3 and records[-1].epoch == 3
+
+
+def test_shuffled_labels_keep_the_class_counts_and_break_the_task(tmp_path):
+    labels = toy_split(256, 1)[1]
+    shuffled = shuffled_labels(labels, seed=3)
+    assert torch.equal(shuffled, shuffled_labels(labels, seed=3))
+    assert torch.equal(shuffled.bincount(), labels.bincount())
+    assert (shuffled != labels).float().mean() > 0.3
+    # Trained on permuted labels, the separable toy problem is not learnt (chance is ~50 %).
+    _, records = train_once(tmp_path, epochs=3, shuffle_labels=True)
+    assert records[-1].test_accuracy < 75
 
 
 def test_same_seed_gives_identical_results(tmp_path):

@@ -66,6 +66,7 @@ class TrainSettings:
     eval_batch_size: int = 1000
     tau: dict | None = None  # {"start", "end"}: GumbelConv2d temperature schedule
     invariance: dict | None = None  # {"weight", "augmentations"}: colour-invariance penalty
+    shuffle_labels: bool = False  # train on randomly permuted labels (a sanity-check control)
 
 
 @dataclass
@@ -145,6 +146,14 @@ def batch_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return logits, loss, penalty
 
 
+def shuffled_labels(labels: torch.Tensor, seed: int) -> torch.Tensor:
+    """``labels`` randomly permuted by a CPU generator seeded with ``seed``: the class counts stay,
+    any link between image and label is gone (Adebayo et al. 2018's data randomisation test)."""
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(labels.shape[0], generator=generator).to(labels.device)
+    return labels[order]
+
+
 def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor,
         test_images: torch.Tensor, test_labels: torch.Tensor, settings: TrainSettings,
         seed: int, checkpoint_path: Path | None = None, run_id: str = "",
@@ -158,6 +167,8 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
     module docstring).
     """
     device = train_images.device
+    if settings.shuffle_labels:
+        train_labels = shuffled_labels(train_labels, seed)
     # channels_last: convolutions run faster in NHWC (about 1.1x for Directional on a CPU,
     # tensor-core friendly on a GPU); parameters keep their values.
     model.to(memory_format=torch.channels_last)
