@@ -53,9 +53,11 @@ localrules:
     prepare_dataset,
     paper_generated,
     paper_pdf,
+    summary_tables,
 
 
 rule all:
     default_target: True
     input:
         "paper/main.pdf",
+        rules.summary_tables.output,

@@ -231,5 +231,64 @@ def test_gpu_experiments_skip_must_leave_some_experiment():
     raw = yaml.safe_load((REPO / "config.yaml").read_text())
     raw["experiments"] = {name: entry for name, entry in raw["experiments"].items() if entry.get("gpu")}
     raw["gpu_experiments"] = "skip"
+    raw.pop("claims")  # its claims are about the experiments removed here
     with pytest.raises(ConfigError, match="gpu_experiments: skip leaves no experiment"):
         validate_config(raw)
+
+
+def test_gradient_metric_settings_and_claim_margins_have_defaults():
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    del raw["gradient_metrics"], raw["claims"]
+    config = validate_config(raw)
+    assert config["gradient_metrics"] == {"n_images": 64, "n_noise": 8, "noise_std": 0.25,
+                                          "noise_seed": 0, "max_classes": 10, "cascade_steps": 6}
+    assert config["claims"]["items"] == [] and config["claims"]["margins"]["test_accuracy"] == 1.0
+    assert config["claims"]["margins"]["reported_accuracy"] == 2.0
+
+
+def test_shuffle_labels_is_left_out_of_specs_that_do_not_set_it(config):
+    """A new training key must not change the spec (and so retrain) every other experiment."""
+    assert "shuffle_labels" not in config["experiments"]["directional"]["training"]
+    assert config["experiments"]["mlp_mnist_shuffled"]["training"]["shuffle_labels"] is True
+
+
+@pytest.mark.parametrize(("twin_edit", "message"), [
+    ({"random_label_twin": "nope"}, "random_label_twin: unknown experiment 'nope'"),
+    ({"random_label_twin": "mlp_mnist"}, "'mlp_mnist' does not train on shuffled labels"),
+    ({"random_label_twin": "positive_lenet_shuffled"},
+     "'positive_lenet_shuffled' has another dataset"),
+])
+def test_a_random_label_twin_must_be_the_same_model_on_shuffled_labels(twin_edit, message):
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    raw["experiments"]["mlp_mnist"].update(twin_edit)
+    with pytest.raises(ConfigError, match="experiments/mlp_mnist/random_label_twin: .*"
+                       + re.escape(message.removeprefix("random_label_twin: "))):
+        validate_config(raw)
+
+
+@pytest.mark.parametrize(("claim", "message"), [
+    ({"experiment": "nope", "metric": "alignment", "relation": "lower", "value": 1},
+     "claims/items/0/experiment: unknown experiment 'nope'"),
+    ({"experiment": "directional", "metric": "alignment", "relation": "lower", "than": "x"},
+     "claims/items/0/than: unknown experiment 'x'"),
+    ({"experiment": "directional", "metric": "alignment", "relation": "lower"},
+     "claims/items/0: 'a claim' needs than or value"),
+    ({"experiment": "directional", "metric": "time_ratio", "relation": "similar", "value": 8},
+     "needs than (a time ratio is between two experiments)"),
+    ({"experiment": "directional", "metric": "accuracy", "relation": "lower", "value": 1},
+     "claims/items/0/metric: 'accuracy' is not one of"),
+])
+def test_bad_claims_are_one_line_errors(claim, message):
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    raw["claims"]["items"] = [{"text": "a claim", **claim}]
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate_config(raw)
+
+
+def test_gpu_experiments_skip_drops_the_claims_about_left_out_stages():
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    raw["gpu_experiments"] = "skip"
+    raw["claims"]["items"].append({"experiment": "cub_bagnet33", "text": "t",
+                                   "metric": "alignment", "relation": "lower", "value": 1})
+    items = validate_config(raw)["claims"]["items"]
+    assert items and all(c["experiment"] != "cub_bagnet33" for c in items)

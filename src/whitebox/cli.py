@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import sys
 import time
 from dataclasses import asdict
@@ -18,8 +19,6 @@ from whitebox.config import ConfigError, ExperimentSpec
 
 
 def _prepare_data(args: argparse.Namespace) -> None:
-    import json
-
     from whitebox.data import prepare_dataset
 
     prepare_dataset(args.dataset, json.loads(args.source), root=Path(args.root), out=Path(args.out),
@@ -245,6 +244,40 @@ def _evaluate(args: argparse.Namespace) -> None:
                "result": result}, Path(args.out))
 
 
+def _gradient_metrics(args: argparse.Namespace) -> None:
+    import torch
+
+    from whitebox.data import load_prepared
+    from whitebox.explain.metrics import evaluation_set, gradient_metrics
+    from whitebox.io import save_json
+    from whitebox.provenance import git_commit
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, state = _load_trained(Path(args.model))
+    spec = state["spec"]
+    twin = None
+    if args.twin:
+        twin, twin_state = _load_trained(Path(args.twin))
+        if twin_state["classes"] != state["classes"] or twin_state["spec"]["model"] != spec["model"]:
+            raise ConfigError(f"{args.twin} is not the same model on the same classes as "
+                              f"{args.model}; a random-label twin must be")
+    data = load_prepared(Path(args.data), spec["classes"])
+    images, labels, noise = evaluation_set(data.test.images, data.test.labels,
+                                           n_images=args.n_images, n_noise=args.n_noise,
+                                           noise_std=args.noise_std, noise_seed=args.noise_seed)
+    start = time.perf_counter()
+    result = gradient_metrics(model, images, labels, noise, max_classes=args.max_classes,
+                              cascade_steps=args.cascade_steps, twin=twin, seed=args.seed)
+    settings = {key: getattr(args, key) for key in
+                ("n_images", "n_noise", "noise_std", "noise_seed", "max_classes", "cascade_steps")}
+    save_json({"evaluation": "gradient_metrics", "experiment": spec["name"], "seed": args.seed,
+               "config_hash": ExperimentSpec(**spec).config_hash(), "git_commit": git_commit(),
+               "settings": settings, "twin": args.twin,
+               "wall_time_s": round(time.perf_counter() - start, 3), "result": result},
+              Path(args.out))
+
+
 def _slots(args: argparse.Namespace) -> None:
     from whitebox.figures import save_slot_figure
     from whitebox.layers.base import growing_layers
@@ -260,8 +293,6 @@ def _slots(args: argparse.Namespace) -> None:
 
 
 def _slot_update_curve(args: argparse.Namespace) -> None:
-    import json
-
     from whitebox.figures import save_slot_update_curve
 
     result = json.loads(Path(args.evaluation).read_text())["result"][args.protocol]
@@ -398,8 +429,27 @@ def _paper(args: argparse.Namespace) -> None:
         if not (experiment and kind and path):
             raise ConfigError(f"--figure expects EXPERIMENT:KIND=PATH, got '{item}'")
         figures.setdefault(experiment, {})[kind] = Path(path)
-    context = build_context([Path(p) for p in args.metrics], figures, Path(args.paper_dir))
+    context = build_context([Path(p) for p in args.metrics], figures, Path(args.paper_dir),
+                            claims=_claims_option(args.claims))
     render_paper(Path(args.templates), Path(args.out), context)
+
+
+def _summary(args: argparse.Namespace) -> None:
+    from whitebox.paper import build_context
+    from whitebox.paper.summary import claim_rows, experiment_rows, write_csv
+
+    context = build_context([Path(p) for p in args.metrics], {}, Path(args.out_experiments).parent,
+                            claims=_claims_option(args.claims))
+    write_csv(experiment_rows(context), Path(args.out_experiments))
+    write_csv(claim_rows(context), Path(args.out_claims))
+
+
+def _claims_option(text: str | None) -> dict | None:
+    """The --claims option: config.yaml's claims block as JSON."""
+    try:
+        return json.loads(text) if text else None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"--claims is not valid JSON: {error}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -450,6 +500,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", required=True)
     p.set_defaults(run=_evaluate)
+
+    p = commands.add_parser("gradient-metrics",
+                            help="alignment, specificity, noise stability, sanity checks -> JSON")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True, help="prepared tensors of the model's base dataset")
+    p.add_argument("--twin", default=None, help="the same model trained on shuffled labels")
+    p.add_argument("--seed", type=int, default=0, help="seeds the layer re-initialisation")
+    p.add_argument("--n-images", type=int, default=64, help="first test images used")
+    p.add_argument("--n-noise", type=int, default=8, help="Gaussian-noise images")
+    p.add_argument("--noise-std", type=float, default=0.25)
+    p.add_argument("--noise-seed", type=int, default=0)
+    p.add_argument("--max-classes", type=int, default=10, help="first class logits used")
+    p.add_argument("--cascade-steps", type=int, default=6, help="blocks of layers randomised")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=_gradient_metrics)
 
     p = commands.add_parser("slots", help="INH slots as images, grouped by class")
     p.add_argument("--model", required=True)
@@ -506,7 +572,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--templates", default="paper/templates")
     p.add_argument("--out", default="paper/generated")
     p.add_argument("--paper-dir", default="paper", help="figure paths are made relative to it")
+    p.add_argument("--claims", default=None,
+                   help="config.yaml's claims block as JSON (items, margins) for the claims table")
     p.set_defaults(run=_paper)
+
+    p = commands.add_parser("summary", help="experiments and claims tables as CSV files")
+    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument("--claims", default=None, help="config.yaml's claims block as JSON")
+    p.add_argument("--out-experiments", required=True, help="CSV: accuracy and gradient metrics")
+    p.add_argument("--out-claims", required=True, help="CSV: claims with evidence and verdicts")
+    p.set_defaults(run=_summary)
     return parser
 
 

@@ -102,10 +102,46 @@ def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
                 f"valid: {', '.join(sorted(config['pretrained_weights'])) or 'none'} "
                 "(add it under pretrained_weights)"
             )
+    for name, experiment in config["experiments"].items():
+        _check_random_label_twin(config, name, experiment)
+    _check_claims(config)
     figure_files(config)  # two figures must not write the same file
     if config["gpu_experiments"] == "skip":
         _drop_gpu_experiments(config)
     return config
+
+
+def _check_random_label_twin(config: dict, name: str, experiment: dict) -> None:
+    twin_name = experiment.get("random_label_twin")
+    if twin_name is None:
+        return
+    where = f"config error at experiments/{name}/random_label_twin"
+    twin = config["experiments"].get(twin_name)
+    if twin is None:
+        raise ConfigError(f"{where}: unknown experiment '{twin_name}'; "
+                          f"valid: {', '.join(sorted(config['experiments']))}")
+    if not twin["training"].get("shuffle_labels"):
+        raise ConfigError(f"{where}: '{twin_name}' does not train on shuffled labels; "
+                          "set its training: {shuffle_labels: true}")
+    for key in ("dataset", "model", "model_args"):
+        if twin[key] != experiment[key]:
+            raise ConfigError(f"{where}: '{twin_name}' has another {key} ({twin[key]!r}); a twin "
+                              "is the same model on the same data")
+
+
+def _check_claims(config: dict) -> None:
+    """Every claim names known experiments and has something to compare with."""
+    experiments = config["experiments"]
+    valid = ", ".join(sorted(experiments))
+    for index, claim in enumerate(config["claims"]["items"]):
+        where = f"config error at claims/items/{index}"
+        for key in ("experiment", "than"):
+            if key in claim and claim[key] not in experiments:
+                raise ConfigError(f"{where}/{key}: unknown experiment '{claim[key]}'; valid: {valid}")
+        if "than" not in claim and ("value" not in claim or claim["metric"] == "time_ratio"):
+            needs = "than (a time ratio is between two experiments)" \
+                if claim["metric"] == "time_ratio" else "than or value"
+            raise ConfigError(f"{where}: '{claim['text']}' needs {needs}")
 
 
 def job_resources(config: dict, group: str, experiment: str | None = None) -> dict[str, int]:
@@ -144,12 +180,16 @@ def _drop_gpu_experiments(config: dict) -> None:
             continue
         compare = (entry["figures"].get("unit_grid") or {}).get("compare")
         than = (entry.get("finding") or {}).get("than")
-        for other in (compare, than):
+        for other in (compare, than, entry.get("random_label_twin")):
             if other in dropped:
                 raise ConfigError(
                     f"config error at experiments/{name}: it compares with GPU experiment "
                     f"'{other}', which gpu_experiments: skip leaves out"
                 )
+    # Claims about a stage that is left out are left out with it.
+    config["claims"]["items"] = [
+        claim for claim in config["claims"]["items"]
+        if claim["experiment"] not in dropped and claim.get("than") not in dropped]
     if dropped == set(experiments):
         raise ConfigError("config error at gpu_experiments: skip leaves no experiment (every one "
                           "is marked gpu); use gpu_experiments: run")

@@ -31,10 +31,11 @@ pytestmark = pytest.mark.slow
 
 # What may differ between two runs of the same DAG: how long things took, and when.
 TIMING_KEYS = {"wall_time_s", "finished_at"}
-# Training times as the paper prints them: "12.3 s", "4.1 min", "1.2 h", and the relative
-# training time of a family table, "$\times1.3$" (×1.3 in the PDF).
+# Training times as the paper prints them: "12.3 s", "4.1 min", "1.2 h", and relative
+# training times: "$\times1.3$" in a family table, "$\times1.3 \pm 0.2$" in the claims table
+# (×1.3 ± 0.2 in the PDF).
 TIME_PATTERNS = [re.compile(r"\d[\d,.]*(?:\s|~|\\,)*(?:s|min|h)\b"),
-                 re.compile(r"(?:\$\\times|×)\s*\d+\.\d\$?")]
+                 re.compile(r"(?:\$\\times|×)\s*\d+\.\d(?:\s*(?:\\pm|±)\s*\d+\.\d)?\$?")]
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def test_every_cluster_job_went_through_slurm(slurm_run, smoke_run):
     workspace, result = slurm_run
     output = result.stdout + result.stderr
     submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", output)
-    local_rules = {"prepare_dataset", "paper_generated", "paper_pdf", "all"}
+    local_rules = {"prepare_dataset", "paper_generated", "paper_pdf", "summary_tables", "all"}
     stats = output.split("Job stats:")[1].split("total")[0]
     rows = [line.split() for line in stats.splitlines()[3:] if line.strip()]
     cluster_jobs = sum(int(count) for rule, count in rows if rule not in local_rules)
@@ -96,8 +97,10 @@ def test_metrics_and_training_logs_equal_the_local_run(slurm_run, smoke_run):
         assert _train_log(workspace / log) == _train_log(smoke_run / log), log
     evaluations = sorted(p.relative_to(smoke_run) for p in smoke_run.glob("results/*/*/seed*/*.json"))
     for path in evaluations:
-        if path.name != "metrics.json":
-            assert (workspace / path).read_text() == (smoke_run / path).read_text(), path
+        if path.name != "metrics.json":  # evaluations, gradient metrics: equal but for timings
+            ours, theirs = (json.loads((root / path).read_text()) for root in (workspace, smoke_run))
+            assert ({k: v for k, v in ours.items() if k not in TIMING_KEYS}
+                    == {k: v for k, v in theirs.items() if k not in TIMING_KEYS}), path
 
 
 def test_figures_equal_the_local_run(slurm_run, smoke_run):

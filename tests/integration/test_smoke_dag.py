@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import subprocess
@@ -78,10 +79,39 @@ def test_every_run_evaluation_and_figure_is_written(smoke_run):
             run = smoke_run / "results" / entry["dataset"] / name / f"seed{seed}"
             expected = {"model.pt", "train_log.csv", "metrics.json"}
             expected |= {f"{evaluation}.json" for evaluation in entry["evaluations"]}
+            expected |= {"gradient_metrics.json"}
             assert {p.name for p in run.iterdir()} == expected
             assert len((run / "train_log.csv").read_text().splitlines()) == 1 + 2  # header + epochs
     for png in figure_files(config):
         assert (smoke_run / png).stat().st_size > 1000
+    with (smoke_run / "results" / "summary" / "experiments.csv").open() as table:
+        rows = list(csv.DictReader(table))
+    assert [row["experiment"] for row in rows] == list(config["experiments"])
+    assert all(0 <= float(row["alignment_mean"]) <= 1 for row in rows)
+    with (smoke_run / "results" / "summary" / "claims.csv").open() as table:
+        claims = list(csv.DictReader(table))
+    assert {row["verdict"] for row in claims} <= {"reproduced", "not reproduced", "inconclusive"}
+    assert len(claims) == len(config["claims"]["items"]) + sum(
+        bool((entry.get("finding") or {}).get("relation")) + ("test_accuracy" in entry["reported"])
+        for entry in config["experiments"].values())
+
+
+def test_pdf_shows_the_gradient_metrics_and_the_claims(smoke_run):
+    text = subprocess.run(["pdftotext", str(smoke_run / "paper" / "main.pdf"), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    words = " ".join(text.split())
+    assert "Gradient quality in numbers" in words
+    assert "positive weights align the input gradients" in words
+    assert "No gradient metrics were computed" not in words
+
+
+def test_report_shows_figures_metrics_and_claims(smoke_run):
+    result = snakemake(smoke_run, "--profile", "profiles/smoke", "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = (smoke_run / "report.html").read_text(errors="replace")
+    for item in ("claims.csv", "experiments.csv", "main.pdf", "Metrics and claims",
+                 "gumbel_unit59.png"):
+        assert item in report, item
 
 
 def test_a_named_figure_is_its_own_target(smoke_run):
@@ -112,7 +142,14 @@ def test_prototype_figure_rebuilds_its_model_only(smoke_run):
 def test_gpu_experiments_skip_needs_only_a_new_paper(smoke_run):
     """Leaving out the GPU stage (a laptop run) drops its jobs; everything else is up to date."""
     jobs = dry_run_jobs(smoke_run, "--config", "gpu_experiments=skip")
-    assert jobs == {"paper_generated": 1, "paper_pdf": 1, "all": 1}
+    assert jobs == {"paper_generated": 1, "paper_pdf": 1, "summary_tables": 1, "all": 1}
+
+
+def test_changing_a_claim_threshold_reruns_only_the_tables(smoke_run):
+    config = smoke_run / "config.yaml"
+    with edited(config, "    alignment: 0.02\n", "    alignment: 0.03\n"):
+        jobs = dry_run_jobs(smoke_run)
+    assert jobs == {"paper_generated": 1, "paper_pdf": 1, "summary_tables": 1, "all": 1}
 
 
 def test_rerun_is_a_no_op(smoke_run):
@@ -132,6 +169,7 @@ def test_changing_an_experiment_retrains_only_that_experiment(smoke_run):
         jobs = dry_run_jobs(smoke_run)
     assert jobs["train"] == 2  # the two seeds of directional, not conj_disj
     assert jobs["gradients"] == 1 and jobs["filters"] == 1
+    assert jobs["gradient_metrics"] == 2
 
 
 def test_bad_config_value_stops_with_one_line(smoke_run):

@@ -78,6 +78,33 @@ def all_evaluations():
     ]
 
 
+def all_gradient_metrics():
+    """The gradient_metrics.json of every run (each experiment x seed)."""
+    return [
+        f"{run_dir(name, seed)}/gradient_metrics.json"
+        for name in config["experiments"]
+        for seed in config["seeds"]
+    ]
+
+
+def random_label_twin_model(wildcards):
+    """The same seed's model of the experiment's random_label_twin (or none)."""
+    twin = config["experiments"][wildcards.experiment].get("random_label_twin")
+    return [f"{run_dir(twin, wildcards.seed)}/model.pt"] if twin else []
+
+
+def gradient_metric_args():
+    """``--n-images N ...``: the gradient_metrics block of config.yaml as options."""
+    return " ".join(
+        f"--{key.replace('_', '-')} {value}" for key, value in config["gradient_metrics"].items()
+    )
+
+
+def claims_json():
+    """The claims block of config.yaml (items and margins) as one JSON string."""
+    return json.dumps(config["claims"], sort_keys=True)
+
+
 def figure_paths():
     """{experiment: {kind: png}} for every figure the config asks for."""
     paths = {}

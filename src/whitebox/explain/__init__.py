@@ -5,6 +5,7 @@ from whitebox.explain.gradients import class_gradients, target_gradients, to_dis
 from whitebox.explain.metrics import (
     alignment,
     class_specificity,
+    evaluation_set,
     gradient_metrics,
     high_frequency_share,
     noise_stability,
@@ -23,7 +24,7 @@ from whitebox.explain.noise import (
 )
 
 __all__ = ["alignment", "all_unit_gradients_on_noise", "class_gradients", "class_specificity",
-           "count_units", "gaussian_noise", "gradient_metrics", "high_frequency_share",
+           "count_units", "evaluation_set", "gaussian_noise", "gradient_metrics", "high_frequency_share",
            "noise_stability", "randomisation_cascade", "rank_correlation", "saliency_map",
            "slot_similarity", "sparsity", "target_gradients", "to_display", "unit_activations",
            "unit_gradients_on_noise"]

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from whitebox.explain.gradients import class_gradients, target_gradients
+from whitebox.explain.noise import gaussian_noise
 from whitebox.layers.base import Regularized, regularize
 
 
@@ -292,6 +293,17 @@ def _logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 def _mean(values: torch.Tensor) -> float:
     return values.mean().item()
+
+
+def evaluation_set(test_images: torch.Tensor, test_labels: torch.Tensor, *, n_images: int,
+                   n_noise: int, noise_std: float, noise_seed: int
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The fixed inputs of :func:`gradient_metrics`: the first ``n_images`` of the uint8 test
+    images as floats in [0, 1], their labels, and ``n_noise`` Gaussian-noise images
+    N(0.5, noise_std^2) of the same shape drawn with ``noise_seed`` (:func:`gaussian_noise`)."""
+    images = test_images[:n_images].float() / 255
+    noise = gaussian_noise(n_noise, tuple(images.shape[1:]), seed=noise_seed, std=noise_std)
+    return images, test_labels[:n_images], noise
 
 
 def gradient_metrics(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | Sequence[int],
