@@ -27,6 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from whitebox.config import FIGURE_KINDS, noise_gradient_rows
+from whitebox.paper.claims import (
+    METRIC_NAMES,
+    claims_table,
+    load_gradient_metrics,
+    summarize_gradient_metrics,
+    verdict_counts,
+)
 from whitebox.paper.errors import PaperInputError
 from whitebox.paper.evaluations import (
     SLOT_UPDATE_FIGURE_PROTOCOL,
@@ -35,7 +42,7 @@ from whitebox.paper.evaluations import (
     stat,
     summarize_evaluations,
 )
-from whitebox.paper.findings import evaluate_finding, family_tables
+from whitebox.paper.findings import DEFAULT_MARGIN, evaluate_finding, family_tables
 from whitebox.paper.latex import macro_name
 
 METRICS_KEYS = (
@@ -256,6 +263,8 @@ def summarize_experiment(
         )
     evaluations = summarize_evaluations(
         name, [(m["seed"], run_evaluations(path, m)) for path, m in group])
+    gradient_metrics = summarize_gradient_metrics(
+        name, [load_gradient_metrics(path, m) for path, m in group])
     slots = _optional_stat(runs, "slots")
     parameters = [int(m["n_parameters"]) for m in runs]
     figure_spec = dict(spec["figures"])
@@ -308,6 +317,7 @@ def summarize_experiment(
         "reported_slots": _reported_number(spec, "slots"),
         "reported_compression": _reported_number(spec, "compression"),
         "evaluations": evaluations,
+        "gradient_metrics": gradient_metrics,
         "wall_time_mean": statistics.fmean(float(m["wall_time_s"]) for m in runs),
         "devices": _unique(m["device"] for m in runs),
         "device_names": _unique(m["device_name"] for m in runs),
@@ -454,12 +464,14 @@ def slot_update_drops(experiments: list[dict[str, Any]]) -> list[dict[str, Any]]
 
 
 def build_context(
-    metrics_paths: list[Path], figures: dict[str, dict[str, Path]], paper_dir: Path
+    metrics_paths: list[Path], figures: dict[str, dict[str, Path]], paper_dir: Path,
+    claims: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The template context: one summary per experiment plus global provenance and flags.
 
     ``figures`` maps experiment name → {kind → png path}, kinds from FIGURE_KINDS; the
-    evaluation files are found next to the metrics files. ``smoke`` is
+    evaluation and gradient-metrics files are found next to the metrics files; ``claims`` is
+    config.yaml's claims block (items, margins) for the claims table. ``smoke`` is
     true when any experiment trained on synthetic data; the templates then label every
     page and the results table so the PDF cannot pass for real results.
     """
@@ -483,9 +495,11 @@ def build_context(
             f"experiment names map to the same LaTeX macro ({', '.join(clashes)}); rename one"
         )
     by_name = {e["name"]: e for e in experiments}
+    similar_margin = (claims or {}).get("margins", {}).get("test_accuracy", DEFAULT_MARGIN["similar"])
     for e in experiments:
-        e["finding_result"] = evaluate_finding(e, by_name)
+        e["finding_result"] = evaluate_finding(e, by_name, similar_margin)
         _resolve_unit_grid_compare(e, by_name)
+    claim_rows = claims_table(experiments, claims)
     runs = [run for e in experiments for run in e["runs"]]
     inh = [e for e in experiments if e["is_inh"]]
     return {
@@ -511,6 +525,11 @@ def build_context(
         "ood_experiments": with_evaluation(experiments, "ood"),
         "class_incremental_experiments": with_evaluation(experiments, "class_incremental"),
         "pgd": pgd_table(experiments),
+        # Gradient metrics (mean ± std over seeds) of the experiments that have them.
+        "metric_names": METRIC_NAMES,
+        "gradient_metric_experiments": [e for e in experiments if e["gradient_metrics"]],
+        "claims": claim_rows,
+        "claim_counts": verdict_counts(claim_rows),
         "anchors": anchor_comparisons(experiments),
         "slot_update_drops": slot_update_drops(experiments),
         "smoke": any(e["synthetic"] for e in experiments),

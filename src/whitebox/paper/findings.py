@@ -7,7 +7,8 @@ than: conv_simple}``. The comparison uses the experiments' test accuracies over 
 * ``difference`` d = mean(this) - mean(than), in points;
 * ``spread`` s = sqrt(std(this)^2 + std(than)^2), the seed-to-seed noise of d (0 with one
   seed each);
-* ``margin`` m (config, default 0 for ``lower``/``higher``, 1 point for ``similar``);
+* ``margin`` m (config, default 0 for ``lower``/``higher``; for ``similar`` config.yaml's
+  claims.margins.test_accuracy, 1 point by default);
 * ``time_ratio``: mean training wall time over that of the compared experiment (the log
   reports slowdowns such as "8x slower").
 
@@ -18,7 +19,8 @@ inconclusive. A verdict is only as good as the number of seeds:
 with one seed the spread is unknown and counts as 0.
 
 A finding without ``relation`` is about the pictures (e.g. "noisier gradients"); its
-verdict is *by eye* until gradient metrics can test it.
+verdict is *by eye*; config.yaml's claims test such findings with gradient metrics
+(:mod:`whitebox.paper.claims`).
 
 Experiments with a ``family`` are grouped into one table per family; an experiment that
 a finding compares against is shown in that table too (as a reference row).
@@ -52,8 +54,12 @@ def verdict(difference: float, spread: float, relation: str, margin: float) -> s
     raise PaperInputError(f"unknown finding relation '{relation}'; valid: {', '.join(RELATIONS)}")
 
 
-def evaluate_finding(experiment: dict[str, Any], by_name: dict[str, dict[str, Any]]) -> dict | None:
-    """The finding of one experiment summary, with its evidence and verdict (None if it has none)."""
+def evaluate_finding(experiment: dict[str, Any], by_name: dict[str, dict[str, Any]],
+                     similar_margin: float = DEFAULT_MARGIN["similar"]) -> dict | None:
+    """The finding of one experiment summary, with its evidence and verdict (None if it has none).
+
+    ``similar_margin``: the margin of a "similar" finding that gives none (config.yaml
+    claims.margins.test_accuracy)."""
     finding = experiment.get("finding")
     if not finding:
         return None
@@ -67,7 +73,8 @@ def evaluate_finding(experiment: dict[str, Any], by_name: dict[str, dict[str, An
         )
     other = by_name[other_name]
     relation = finding["relation"]
-    margin = float(finding.get("margin", DEFAULT_MARGIN.get(relation, 0.0)))
+    default_margin = similar_margin if relation == "similar" else DEFAULT_MARGIN.get(relation, 0.0)
+    margin = float(finding.get("margin", default_margin))
     difference = experiment["mean"] - other["mean"]
     spread = math.hypot(experiment["std"], other["std"])
     return {
