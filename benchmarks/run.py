@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))  # benchmarks.* and tests.integration.workspace
 from benchmarks.report import Measurement, format_table, write_json  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "latest.json"
-PARTS = ("workflow", "throughput", "inh", "stages", "invariance", "cub", "slurm")
+PARTS = ("workflow", "throughput", "inh", "stages", "metrics", "invariance", "cub", "slurm")
 
 
 def run_part(part: str, quick: bool, earlier: list[Measurement]) -> list[Measurement]:
@@ -45,6 +45,10 @@ def run_part(part: str, quick: bool, earlier: list[Measurement]) -> list[Measure
         from benchmarks import stages
 
         return stages.measure(quick=quick)
+    if part == "metrics":
+        from benchmarks import metrics
+
+        return metrics.measure(quick=quick)
     if part == "invariance":
         from benchmarks import invariance
 
@@ -71,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=PARTS, help="run one part only")
     parser.add_argument("--quick", action="store_true",
                         help="throughput on 2048 images for 1 epoch, no full INH run, stages "
-                             "timed on 1024 images, 5 rounds of invariance ratios, not 9, CUB "
+                             "timed on 1024 images, gradient-metric costs of 3 experiments on 512 "
+                             "images, not all on 1024, 5 rounds of invariance ratios, not 9, CUB "
                              "steps on 112x112 CPU images in 5 rounds, not 224x224 in 7, SLURM "
                              "overhead on 4 training jobs, not the smoke DAG (the workflow part "
                              "is unchanged)")

@@ -194,25 +194,40 @@ def _fit_seconds(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, t
     return seconds
 
 
-def stage_epoch(spec, dataset, n_classes: int, n_full_train: int, n_full_test: int, rounds: int,
-                source: str) -> Measurement:
-    """Seconds per training epoch of one experiment on the CPU, scaled to its full train split."""
+def build_model(spec, dataset, n_classes: int, seed: int = SEED) -> nn.Module:
+    """The experiment's classifier for ``n_classes``, normalised with ``dataset``'s train split and
+    initialised from ``seed`` (as ``whitebox train`` builds it; no pretrained weights)."""
     from whitebox.data import mean_std
-    from whitebox.evaluation import predict
     from whitebox.models import build_classifier
-    from whitebox.training import TrainSettings
 
-    settings = TrainSettings(**{**spec.training, "epochs": 1})
     mean, std = mean_std(dataset.train)
-    torch.manual_seed(SEED)
-    model = build_classifier(spec.model, n_classes, mean, std, image_size=dataset.image_size,
-                             **spec.model_args)
-    n_params = sum(p.numel() for p in model.parameters())
+    torch.manual_seed(seed)
+    return build_classifier(spec.model, n_classes, mean, std, image_size=dataset.image_size,
+                            **spec.model_args)
+
+
+def timed_epochs(model: nn.Module, dataset, settings, rounds: int) -> tuple[list[float], float | None]:
+    """Training seconds of ``rounds`` one-epoch fits over ``dataset.train`` after a warm-up batch,
+    and the cores other processes kept busy meanwhile (``Contention``)."""
     train, test = dataset.train, dataset.test
     warm = settings.batch_size
     _fit_seconds(model, train.images[:warm], train.labels[:warm], test, settings)  # warm-up batch
     with Contention() as contention:
         timed = [_fit_seconds(model, train.images, train.labels, test, settings) for _ in range(rounds)]
+    return timed, contention.cores
+
+
+def stage_epoch(spec, dataset, n_classes: int, n_full_train: int, n_full_test: int, rounds: int,
+                source: str) -> Measurement:
+    """Seconds per training epoch of one experiment on the CPU, scaled to its full train split."""
+    from whitebox.evaluation import predict
+    from whitebox.training import TrainSettings
+
+    settings = TrainSettings(**{**spec.training, "epochs": 1})
+    model = build_model(spec, dataset, n_classes)
+    n_params = sum(p.numel() for p in model.parameters())
+    train, test = dataset.train, dataset.test
+    timed, cores = timed_epochs(model, dataset, settings, rounds)
     best = min(timed)
     epoch_s = per_epoch_seconds(best, len(train), n_full_train, settings.batch_size)
 
@@ -224,7 +239,7 @@ def stage_epoch(spec, dataset, n_classes: int, n_full_train: int, n_full_test: i
     return Measurement(
         f"stages: {spec.name} s/epoch ({spec.dataset}, CPU)", epoch_s, "s",
         note=f"{n_params:,} params; {len(train)} of {n_full_train} imgs timed, {rounds_note}"
-             + busy_note(contention.cores),
+             + busy_note(cores),
         details={"experiment": spec.name, "model": spec.model, "model_args": spec.model_args,
                  "dataset": spec.dataset, "n_parameters": n_params, "n_timed": len(train),
                  "n_full_train": n_full_train, "timed_s": timed, "batch_size": settings.batch_size,
@@ -232,7 +247,7 @@ def stage_epoch(spec, dataset, n_classes: int, n_full_train: int, n_full_test: i
                  "eval_s_per_epoch": round(eval_s, 3), "n_full_test": n_full_test,
                  "epochs_configured": spec.training.get("epochs"),
                  "full_run_s": round((epoch_s + eval_s) * spec.training.get("epochs", 1), 1),
-                 "threads": THREADS, "source": source, "other_cores": contention.cores},
+                 "threads": THREADS, "source": source, "other_cores": cores},
     )
 
 
