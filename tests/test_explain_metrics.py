@@ -9,6 +9,8 @@ from whitebox.explain import (
     alignment,
     class_gradients,
     class_specificity,
+    evaluation_set,
+    gaussian_noise,
     gradient_metrics,
     high_frequency_share,
     noise_stability,
@@ -286,3 +288,13 @@ def test_gradient_metrics_on_a_whitebox_model():
     without_twin = gradient_metrics(model, images, labels, noise, max_classes=1, cascade_steps=1)
     assert without_twin["label_randomisation"] is None and without_twin["class_specificity"] is None
     assert without_twin["n_classes_used"] == 1
+
+
+def test_evaluation_set_takes_the_first_test_images_and_fixed_noise():
+    test_images = torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8)
+    test_labels = torch.arange(10)
+    images, labels, noise = evaluation_set(test_images, test_labels, n_images=6, n_noise=3,
+                                           noise_std=0.25, noise_seed=4)
+    assert images.dtype == torch.float32 and torch.equal(images, test_images[:6].float() / 255)
+    assert torch.equal(labels, test_labels[:6])
+    assert torch.equal(noise, gaussian_noise(3, (3, 8, 8), seed=4, std=0.25))
