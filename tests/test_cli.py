@@ -119,3 +119,33 @@ def test_colour_invariance_on_a_two_headed_model_names_the_key(tmp_path, capsys)
     assert main(args) == 1
     line = one_error_line(capsys)
     assert "experiments/negative_branch/training/invariance" in line and "exactly one SoftMaxPool" in line
+
+
+def test_gradient_metrics_writes_its_json_and_refuses_a_twin_of_another_model(tmp_path, capsys):
+    config = load_config(REPO / "config.yaml")
+    source = {"source": "synthetic", "classes": ["airplane", "automobile"], "train_per_class": 20,
+              "test_per_class": 10}
+    data = tmp_path / "tensors.pt"
+    assert main(["prepare-data", "--dataset", "cifar10", "--source", json.dumps(source),
+                 "--root", str(tmp_path), "--out", str(data)]) == 0
+    for name in ("conj_disj", "directional"):
+        spec = experiment_spec(config, name)
+        spec = dataclasses.replace(spec, source=source,
+                                   training={**spec.training, "epochs": 1, "batch_size": 8})
+        assert main(["train", "--spec", spec.to_json(), "--seed", "0", "--data", str(data),
+                     "--out-dir", str(tmp_path / name)]) == 0
+    out = tmp_path / "gradient_metrics.json"
+    assert main(["gradient-metrics", "--model", str(tmp_path / "conj_disj" / "model.pt"),
+                 "--data", str(data), "--n-images", "8", "--n-noise", "3", "--cascade-steps", "2",
+                 "--out", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert written["experiment"] == "conj_disj" and written["settings"]["n_images"] == 8
+    assert 0 <= written["result"]["alignment"] <= 1 and len(written["result"]["model_randomisation"]) == 2
+    capsys.readouterr()
+    refused = tmp_path / "refused.json"
+    status = main(["gradient-metrics", "--model", str(tmp_path / "conj_disj" / "model.pt"),
+                   "--twin", str(tmp_path / "directional" / "model.pt"), "--data", str(data),
+                   "--out", str(refused)])
+    assert status == 1
+    assert one_error_line(capsys).endswith("a random-label twin must be")
+    assert not refused.exists()
