@@ -167,7 +167,7 @@ def test_templates_render_the_metric_and_claims_tables(tmp_path):
     render_paper(TEMPLATES, tmp_path / "generated", context)
     tex = (tmp_path / "generated" / "gradient_metrics.tex").read_text()
     assert "$0.32 \\pm 0.03$" in tex  # conj_disj alignment
-    assert "gradients align better" in tex and "not reproduced" in tex
+    assert "gradients align better" in tex and "\\mbox{not} \\mbox{reproduced}" in tex
     assert "\\def\\csname claimcount@notreproduced\\endcsname{1}" in tex.replace("\\expandafter", "")
 
 

@@ -36,6 +36,10 @@ TIMING_KEYS = {"wall_time_s", "finished_at"}
 # (×1.3 ± 0.2 in the PDF).
 TIME_PATTERNS = [re.compile(r"\d[\d,.]*(?:\s|~|\\,)*(?:s|min|h)\b"),
                  re.compile(r"(?:\$\\times|×)\s*\d+\.\d(?:\s*(?:\\pm|±)\s*\d+\.\d)?\$?")]
+# A verdict on a claimed slowdown depends on those times, and so do the verdict counts: the
+# paper's verdicts are compared through results/summary/claims.csv instead.
+VERDICTS = re.compile(r"(?:not\s+)?reproduced(?: \d+)?|inconclusive(?: \d+)?|"
+                      r"(?<=claimcount@)(\w+\\endcsname)\{\d+\}")
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +76,22 @@ def _train_log(path: Path) -> list[dict]:
 def _without_times(text: str) -> str:
     for pattern in TIME_PATTERNS:
         text = pattern.sub("<time>", text)
-    return text
+    return VERDICTS.sub("<verdict>", text)
+
+
+def _claims(workspace: Path) -> list[dict]:
+    """results/summary/claims.csv, without the measurements of training-time claims."""
+    with (workspace / "results" / "summary" / "claims.csv").open() as table:
+        rows = list(csv.DictReader(table))
+    timing = ("measured_mean", "measured_std", "difference", "spread", "verdict")
+    return [{k: v for k, v in row.items() if row["metric"] != "time_ratio" or k not in timing}
+            for row in rows]
+
+
+def test_claims_and_their_verdicts_equal_the_local_run(slurm_run, smoke_run):
+    workspace, _ = slurm_run
+    ours, theirs = _claims(workspace), _claims(smoke_run)
+    assert len(ours) > 20 and ours == theirs
 
 
 def test_every_cluster_job_went_through_slurm(slurm_run, smoke_run):
