@@ -47,10 +47,13 @@ wildcard_constraints:
     evaluation="slot_update|ood|attacks|class_incremental",
 
 
-# Cheap or network-bound steps run on the submit host, not as cluster jobs.
+# Cheap or network-bound steps run on the submit host, not as cluster jobs. Gradient metrics
+# run on the CPU in seconds (benchmarks/run.py --only metrics: at most a few % of training), so
+# a cluster submission per run would cost more than the work.
 localrules:
     all,
     prepare_dataset,
+    gradient_metrics,
     paper_generated,
     paper_pdf,
     summary_tables,
