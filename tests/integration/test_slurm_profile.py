@@ -38,8 +38,9 @@ TIME_PATTERNS = [re.compile(r"\d[\d,.]*(?:\s|~|\\,)*(?:s|min|h)\b"),
                  re.compile(r"(?:\$\\times|×)\s*\d+\.\d(?:\s*(?:\\pm|±)\s*\d+\.\d)?\$?")]
 # A verdict on a claimed slowdown depends on those times, and so do the verdict counts: the
 # paper's verdicts are compared through results/summary/claims.csv instead.
-VERDICTS = re.compile(r"(?:not\s+)?reproduced(?: \d+)?|inconclusive(?: \d+)?|"
-                      r"(?<=claimcount@)(\w+\\endcsname)\{\d+\}")
+# Verdicts read "not reproduced" in the PDF's text and "\mbox{not} \mbox{reproduced}" in TeX.
+VERDICTS = re.compile(r"(?<=claimcount@)\w+\\endcsname\{\d+\}|"
+                      r"(?:not(?:\}\s*\\mbox\{|\s+))?reproduced(?: \d+)?|inconclusive(?: \d+)?")
 
 
 @pytest.fixture(scope="module")
