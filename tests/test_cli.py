@@ -149,3 +149,9 @@ def test_gradient_metrics_writes_its_json_and_refuses_a_twin_of_another_model(tm
     assert status == 1
     assert one_error_line(capsys).endswith("a random-label twin must be")
     assert not refused.exists()
+    status = main(["gradient-metrics", "--model", str(tmp_path / "conj_disj" / "model.pt"),
+                   "--data", str(data), "--n-noise", "1", "--max-classes", "1", "--out", str(refused)])
+    assert status == 1
+    line = one_error_line(capsys)
+    assert "--n-noise 1 (at least 2)" in line and "--max-classes 1 (at least 2)" in line
+    assert not refused.exists()

@@ -252,6 +252,13 @@ def _gradient_metrics(args: argparse.Namespace) -> None:
     from whitebox.io import save_json
     from whitebox.provenance import git_commit
 
+    problems = [f"--{key.replace('_', '-')} {getattr(args, key)} (at least {least})"
+                for key, least in (("n_images", 1), ("n_noise", 2), ("max_classes", 2),
+                                   ("cascade_steps", 1)) if getattr(args, key) < least]
+    if args.noise_std <= 0:
+        problems.append(f"--noise-std {args.noise_std} (must be > 0)")
+    if problems:
+        raise ConfigError("gradient-metrics got " + ", ".join(problems))
     if args.threads:
         torch.set_num_threads(args.threads)
     model, state = _load_trained(Path(args.model))
