@@ -9,7 +9,7 @@ import torchvision
 
 from tests.conftest import REPO, one_error_line
 from whitebox.cli import main
-from whitebox.config import experiment_spec, load_config
+from whitebox.config import experiment_spec, gradient_metric_settings, load_config
 from whitebox.models import model_names
 
 
@@ -140,6 +140,7 @@ def test_gradient_metrics_writes_its_json_and_refuses_a_twin_of_another_model(tm
                  "--out", str(out)]) == 0
     written = json.loads(out.read_text())
     assert written["experiment"] == "conj_disj" and written["settings"]["n_images"] == 8
+    assert written["settings"]["max_classes"] == gradient_metric_settings({})["max_classes"]
     assert 0 <= written["result"]["alignment"] <= 1 and len(written["result"]["model_randomisation"]) == 2
     capsys.readouterr()
     refused = tmp_path / "refused.json"
@@ -153,5 +154,6 @@ def test_gradient_metrics_writes_its_json_and_refuses_a_twin_of_another_model(tm
                    "--data", str(data), "--n-noise", "1", "--max-classes", "1", "--out", str(refused)])
     assert status == 1
     line = one_error_line(capsys)
-    assert "--n-noise 1 (at least 2)" in line and "--max-classes 1 (at least 2)" in line
+    assert "n_noise: 1 is less than the minimum of 2" in line
+    assert "max_classes: 1 is less than the minimum of 2" in line
     assert not refused.exists()

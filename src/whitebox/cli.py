@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from whitebox.config import ConfigError, ExperimentSpec
+from whitebox.config import ConfigError, ExperimentSpec, gradient_metric_settings
 
 
 def _prepare_data(args: argparse.Namespace) -> None:
@@ -244,6 +244,11 @@ def _evaluate(args: argparse.Namespace) -> None:
                "result": result}, Path(args.out))
 
 
+# The options of gradient-metrics that set its evaluation set (config.yaml gradient_metrics).
+GRADIENT_METRIC_KEYS = ("n_images", "n_noise", "noise_std", "noise_seed", "max_classes",
+                        "cascade_steps")
+
+
 def _gradient_metrics(args: argparse.Namespace) -> None:
     import torch
 
@@ -252,13 +257,8 @@ def _gradient_metrics(args: argparse.Namespace) -> None:
     from whitebox.io import save_json
     from whitebox.provenance import git_commit
 
-    problems = [f"--{key.replace('_', '-')} {getattr(args, key)} (at least {least})"
-                for key, least in (("n_images", 1), ("n_noise", 2), ("max_classes", 2),
-                                   ("cascade_steps", 1)) if getattr(args, key) < least]
-    if args.noise_std <= 0:
-        problems.append(f"--noise-std {args.noise_std} (must be > 0)")
-    if problems:
-        raise ConfigError("gradient-metrics got " + ", ".join(problems))
+    settings = gradient_metric_settings({key: getattr(args, key) for key in GRADIENT_METRIC_KEYS
+                                         if getattr(args, key) is not None})
     if args.threads:
         torch.set_num_threads(args.threads)
     model, state = _load_trained(Path(args.model))
@@ -270,14 +270,13 @@ def _gradient_metrics(args: argparse.Namespace) -> None:
             raise ConfigError(f"{args.twin} is not the same model on the same classes as "
                               f"{args.model}; a random-label twin must be")
     data = load_prepared(Path(args.data), spec["classes"])
-    images, labels, noise = evaluation_set(data.test.images, data.test.labels,
-                                           n_images=args.n_images, n_noise=args.n_noise,
-                                           noise_std=args.noise_std, noise_seed=args.noise_seed)
+    images, labels, noise = evaluation_set(
+        data.test.images, data.test.labels, n_images=settings["n_images"],
+        n_noise=settings["n_noise"], noise_std=settings["noise_std"],
+        noise_seed=settings["noise_seed"])
     start = time.perf_counter()
-    result = gradient_metrics(model, images, labels, noise, max_classes=args.max_classes,
-                              cascade_steps=args.cascade_steps, twin=twin, seed=args.seed)
-    settings = {key: getattr(args, key) for key in
-                ("n_images", "n_noise", "noise_std", "noise_seed", "max_classes", "cascade_steps")}
+    result = gradient_metrics(model, images, labels, noise, max_classes=settings["max_classes"],
+                              cascade_steps=settings["cascade_steps"], twin=twin, seed=args.seed)
     save_json({"evaluation": "gradient_metrics", "experiment": spec["name"], "seed": args.seed,
                "config_hash": ExperimentSpec(**spec).config_hash(), "git_commit": git_commit(),
                "settings": settings, "twin": args.twin,
@@ -514,12 +513,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="prepared tensors of the model's base dataset")
     p.add_argument("--twin", default=None, help="the same model trained on shuffled labels")
     p.add_argument("--seed", type=int, default=0, help="seeds the layer re-initialisation")
-    p.add_argument("--n-images", type=int, default=64, help="first test images used")
-    p.add_argument("--n-noise", type=int, default=8, help="Gaussian-noise images")
-    p.add_argument("--noise-std", type=float, default=0.25)
-    p.add_argument("--noise-seed", type=int, default=0)
-    p.add_argument("--max-classes", type=int, default=10, help="first class logits used")
-    p.add_argument("--cascade-steps", type=int, default=6, help="blocks of layers randomised")
+    # Defaults and bounds of the evaluation set: config.yaml's gradient_metrics block (schema).
+    p.add_argument("--n-images", type=int, help="first test images used")
+    p.add_argument("--n-noise", type=int, help="Gaussian-noise images")
+    p.add_argument("--noise-std", type=float)
+    p.add_argument("--noise-seed", type=int)
+    p.add_argument("--max-classes", type=int, help="first class logits used")
+    p.add_argument("--cascade-steps", type=int, help="blocks of layers randomised")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", required=True)
     p.set_defaults(run=_gradient_metrics)

@@ -144,6 +144,24 @@ def _check_claims(config: dict) -> None:
             raise ConfigError(f"{where}: '{claim['text']}' needs {needs}")
 
 
+def gradient_metric_settings(given: dict, schema_path: Path = SCHEMA_PATH) -> dict:
+    """The gradient_metrics settings: ``given`` checked against the schema's block, its
+    defaults filled in for the rest. Raises ConfigError naming every bad setting on one line."""
+    schema = yaml.safe_load(Path(schema_path).read_text())["properties"]["gradient_metrics"]
+    settings = copy.deepcopy(given)
+    errors = sorted(_validator_with_defaults(schema).iter_errors(settings),
+                    key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError("gradient_metrics settings: " + "; ".join(_describe(e) for e in errors))
+    return settings
+
+
+def gradient_metric_options(settings: dict) -> list[str]:
+    """``["--n-images", "64", ...]``: settings as options of ``whitebox gradient-metrics``."""
+    return [part for key, value in settings.items()
+            for part in (f"--{key.replace('_', '-')}", str(value))]
+
+
 def job_resources(config: dict, group: str, experiment: str | None = None) -> dict[str, int]:
     """Memory (``mem_mb``) and run time (``runtime``, minutes) of a job of rule ``group``:
     cluster.resources' default, then the group's entry, then the experiment's own

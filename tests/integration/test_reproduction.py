@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import REPO
 from whitebox.cli import main
-from whitebox.config import experiment_spec, load_config
+from whitebox.config import experiment_spec, gradient_metric_options, load_config
 
 pytestmark = pytest.mark.slow
 TOLERANCE = 2.0  # percentage points around the number the log reports
@@ -104,7 +104,7 @@ def test_positive_weights_align_the_input_gradients(trained, cifar10_tensors, tm
     alignment considerably". Seed 0 of both networks, gradient metrics as the pipeline runs
     them (config.yaml's gradient_metrics block)."""
     settings = load_config(REPO / "config.yaml")["gradient_metrics"]
-    options = [f"--{key.replace('_', '-')}={value}" for key, value in settings.items()]
+    options = gradient_metric_options(settings)
     alignment = {}
     for experiment in ("positive_lenet", "lenet_unconstrained"):
         run, _, _ = trained(experiment)

@@ -8,6 +8,7 @@ from whitebox.config import (
     experiment_spec,
     figure_files,
     gpu_request,
+    gradient_metric_options,
     job_resources,
     noise_gradient_rows,
 )
@@ -95,9 +96,7 @@ def random_label_twin_model(wildcards):
 
 def gradient_metric_args():
     """``--n-images N ...``: the gradient_metrics block of config.yaml as options."""
-    return " ".join(
-        f"--{key.replace('_', '-')} {value}" for key, value in config["gradient_metrics"].items()
-    )
+    return shlex.join(gradient_metric_options(config["gradient_metrics"]))
 
 
 def claims_json():
