@@ -37,8 +37,8 @@ TIMING_KEYS = {"wall_time_s", "finished_at"}
 TIME_PATTERNS = [re.compile(r"\d[\d,.]*(?:\s|~|\\,)*(?:s|min|h)\b"),
                  re.compile(r"(?:\$\\times|×)\s*\d+\.\d(?:\s*(?:\\pm|±)\s*\d+\.\d)?\$?")]
 # A verdict on a claimed slowdown depends on those times, and so do the verdict counts: the
-# paper's verdicts are compared through results/summary/claims.csv instead.
-# Verdicts read "not reproduced" in the PDF's text and "\mbox{not} \mbox{reproduced}" in TeX.
+# paper's verdicts are compared through results/summary/claims.csv instead. A verdict reads
+# "not reproduced" in the PDF's text and "\mbox{not} \mbox{reproduced}" in the TeX.
 VERDICTS = re.compile(r"(?<=claimcount@)\w+\\endcsname\{\d+\}|"
                       r"(?:not(?:\}\s*\\mbox\{|\s+))?reproduced(?: \d+)?|inconclusive(?: \d+)?")
 

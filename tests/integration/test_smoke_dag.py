@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.integration.workspace import snakemake
 from whitebox.config import figure_files, load_config
@@ -53,6 +54,11 @@ def moved_away(path: Path):
         aside.rename(path)
 
 
+def smoke_seeds(workspace: Path) -> list[int]:
+    """The seeds of the smoke run: profiles/smoke overrides config.yaml's."""
+    return yaml.safe_load((workspace / "profiles" / "smoke" / "smoke.yaml").read_text())["seeds"]
+
+
 def test_pdf_shows_the_accuracies_from_metrics(smoke_run):
     pdf = smoke_run / "paper" / "main.pdf"
     assert pdf.stat().st_size > 10_000
@@ -62,7 +68,7 @@ def test_pdf_shows_the_accuracies_from_metrics(smoke_run):
     assert "SMOKE RUN" in text
     metrics = [json.loads(p.read_text()) for p in smoke_run.glob("results/*/*/seed*/metrics.json")]
     experiments = load_config(smoke_run / "config.yaml")["experiments"]
-    assert len(metrics) == len(experiments)  # one seed each (profiles/smoke)
+    assert len(metrics) == len(smoke_seeds(smoke_run)) * len(experiments)
     by_experiment: dict[str, list[float]] = {}
     for m in metrics:
         by_experiment.setdefault(m["experiment"], []).append(m["test_accuracy"])
@@ -75,7 +81,7 @@ def test_pdf_shows_the_accuracies_from_metrics(smoke_run):
 def test_every_run_evaluation_and_figure_is_written(smoke_run):
     config = load_config(smoke_run / "config.yaml")
     for name, entry in config["experiments"].items():
-        for seed in (0,):
+        for seed in smoke_seeds(smoke_run):
             run = smoke_run / "results" / entry["dataset"] / name / f"seed{seed}"
             expected = {"model.pt", "train_log.csv", "metrics.json"}
             expected |= {f"{evaluation}.json" for evaluation in entry["evaluations"]}
@@ -169,9 +175,10 @@ def test_changing_an_experiment_retrains_only_that_experiment(smoke_run):
     with edited(overrides, "directional:\n    training: {epochs: 2}",
                 "directional:\n    training: {epochs: 3}"):
         jobs = dry_run_jobs(smoke_run)
-    assert jobs["train"] == 1  # the one seed of directional, not conj_disj
+    seeds = len(smoke_seeds(smoke_run))
+    assert jobs["train"] == seeds  # every seed of directional, not conj_disj
     assert jobs["gradients"] == 1 and jobs["filters"] == 1
-    assert jobs["gradient_metrics"] == 1
+    assert jobs["gradient_metrics"] == seeds
 
 
 def test_bad_config_value_stops_with_one_line(smoke_run):
