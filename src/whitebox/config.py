@@ -1,60 +1,48 @@
-"""The typed view of config.yaml: validation with defaults, and one experiment's spec.
+"""The typed view of config.yaml: validation with defaults, one experiment's run spec and
+the presentation the paper reads.
 
-Pure Python (no torch) so that the Snakefile can import it cheaply. The JSON Schema
-in workflow/schemas/config.schema.yaml is the single source of keys and defaults.
+Pure Python (no torch) so that the Snakefile can import it cheaply. The JSON Schema in
+workflow/schemas/config.schema.yaml is the single source of keys and defaults; validation adds
+the figure kinds' options (``whitebox.figures.kinds``) and the evaluation kinds
+(``whitebox.evaluation.kinds``) to it, and checks model names against the registered builders.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+from whitebox.errors import ConfigError
+from whitebox.evaluation.kinds import EVALUATION_KINDS
+from whitebox.figures.kinds import FIGURE_KINDS, options_problem, options_schema
+from whitebox.schema import SCHEMA_PATH, describe, load_schema, validator_with_defaults
+from whitebox.spec import RunSpec, check_model
+
+__all__ = ["ConfigError", "RunSpec", "SCHEMA_PATH", "experiment_spec", "load_config", "presentation",
+           "validate_config"]
+
 TORCHVISION_DATASETS = ("mnist", "cifar10")
-# Figures of any model, then those of an INH model (its slots, the slot-update curve), then
-# the views of a layer's units and kernels (every unit on noise by class; invariance layers),
-# then the parts of a prototype network (where they match, what they were pushed to).
-FIGURE_KINDS = ("gradients", "filters", "slots", "slot_update", "noise_gradients", "unit_grid",
-                "kernel_views", "prototype_parts")
 
 
-class ConfigError(ValueError):
-    """A mistake in the user's configuration; the message is one line naming it."""
+def config_schema(schema_path: Path = SCHEMA_PATH) -> dict:
+    """The config schema with every declared figure kind's options and evaluation kind in it."""
+    schema = load_schema(schema_path)
+    experiment = schema["$defs"]["experiment"]["properties"]
+    experiment["figures"].update(additionalProperties=False,
+                                 properties={kind: options_schema(kind) for kind in FIGURE_KINDS})
+    experiment["evaluations"]["items"] = {"enum": list(EVALUATION_KINDS)}
+    return schema
 
 
-def _validator_with_defaults(schema: dict) -> jsonschema.protocols.Validator:
-    """A 2020-12 validator that also fills in ``default`` values of missing properties."""
-    base = jsonschema.Draft202012Validator
-    validate_properties = base.VALIDATORS["properties"]
-
-    def fill_defaults(validator, properties, instance, schema):
-        if isinstance(instance, dict):
-            for name, subschema in properties.items():
-                if "default" in subschema and name not in instance:
-                    instance[name] = copy.deepcopy(subschema["default"])
-        yield from validate_properties(validator, properties, instance, schema)
-
-    extended = jsonschema.validators.extend(base, {"properties": fill_defaults})
-    return extended(schema)
-
-
-def _describe(error: jsonschema.ValidationError, prefix: tuple[str, ...] = ()) -> str:
-    """``<key path>: <message>``; ``prefix`` leads the path (a spec is one experiment entry)."""
-    where = "/".join(str(p) for p in (*prefix, *error.absolute_path)) or "<top level>"
-    if error.validator == "oneOf" and error.context:
-        # Report the branch that got furthest instead of "is not valid under any".
-        best = jsonschema.exceptions.best_match(error.context)
-        return f"{where}: {best.message}"
-    if error.validator == "pattern" and "valid_values" in error.schema:
-        # A regular expression tells users little: say what the schema documents instead.
-        return f"{where}: {error.instance!r} is not one of {error.schema['valid_values']}"
-    return f"{where}: {error.message}"
+def _integer_seeds(config: dict) -> None:
+    """``snakemake --config seeds=[0,1]`` passes the seeds as strings (YAML's base loader):
+    digits become integers, anything else stays for the schema to name."""
+    seeds = config.get("seeds")
+    if isinstance(seeds, list):
+        config["seeds"] = [int(seed) if isinstance(seed, str) and seed.isdigit() else seed
+                           for seed in seeds]
 
 
 def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
@@ -62,11 +50,11 @@ def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
 
     Raises ConfigError with a single line naming the offending key or value.
     """
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = _validator_with_defaults(schema)
+    _integer_seeds(config)
+    validator = validator_with_defaults(config_schema(schema_path))
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
-        raise ConfigError(f"config error at {_describe(errors[0])}")
+        raise ConfigError(f"config error at {describe(errors[0])}")
     datasets = config["datasets"]
     for name, entry in datasets.items():
         if entry.get("source") == "torchvision" and name not in TORCHVISION_DATASETS:
@@ -82,18 +70,16 @@ def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
                     f"dataset; valid: {', '.join(sorted(_base_names(datasets)))}"
                 )
     for name, experiment in config["experiments"].items():
+        check_model(name, experiment["model"])
         _check_family_and_finding(config, name, experiment)
         if experiment["dataset"] not in datasets:
             raise ConfigError(
                 f"config error at experiments/{name}/dataset: unknown dataset "
                 f"'{experiment['dataset']}'; valid: {', '.join(sorted(datasets))}"
             )
-        noise = experiment["figures"].get("noise_gradients")
-        if noise is not None and ("layer" in noise) == ("layers" in noise):
-            raise ConfigError(
-                f"config error at experiments/{name}/figures/noise_gradients: give either "
-                "layer (with units) or layers (a map of layer -> units)"
-            )
+        for kind, options in experiment["figures"].items():
+            if problem := options_problem(kind, options):
+                raise ConfigError(f"config error at experiments/{name}/figures/{kind}: {problem}")
         _check_unit_grid(config, name, experiment)
         weights = experiment.get("pretrained")
         if weights is not None and weights not in config["pretrained_weights"]:
@@ -142,18 +128,6 @@ def _check_claims(config: dict) -> None:
             needs = "than (a time ratio is between two experiments)" \
                 if claim["metric"] == "time_ratio" else "than or value"
             raise ConfigError(f"{where}: '{claim['text']}' needs {needs}")
-
-
-def gradient_metric_settings(given: dict, schema_path: Path = SCHEMA_PATH) -> dict:
-    """The gradient_metrics settings: ``given`` checked against the schema's block, its
-    defaults filled in for the rest. Raises ConfigError naming every bad setting on one line."""
-    schema = yaml.safe_load(Path(schema_path).read_text())["properties"]["gradient_metrics"]
-    settings = copy.deepcopy(given)
-    errors = sorted(_validator_with_defaults(schema).iter_errors(settings),
-                    key=lambda e: list(e.absolute_path))
-    if errors:
-        raise ConfigError("gradient_metrics settings: " + "; ".join(_describe(e) for e in errors))
-    return settings
 
 
 def gradient_metric_options(settings: dict) -> list[str]:
@@ -284,17 +258,6 @@ def figure_files(config: dict) -> dict[str, tuple[str, str]]:
     return files
 
 
-def noise_gradient_rows(options: dict) -> list[tuple[str, list[int]]]:
-    """``[(layer, units), ...]`` of a noise_gradients figure (one ``layer`` or a ``layers`` map).
-
-    Several layers come in name order: a spec passed as JSON has its keys sorted, so the figure
-    (drawn from config) and its caption (written from the spec in metrics.json) agree.
-    """
-    if "layers" in options:
-        return [(layer, list(units)) for layer, units in sorted(options["layers"].items())]
-    return [(options["layer"], list(options["units"]))]
-
-
 def load_config(path: Path | str, schema_path: Path = SCHEMA_PATH) -> dict:
     """Read a YAML config file and validate it (defaults filled)."""
     path = Path(path)
@@ -321,99 +284,21 @@ def base_datasets(config: dict) -> list[str]:
     return sorted({base_dataset(config, e["dataset"]) for e in config["experiments"].values()})
 
 
-@dataclass(frozen=True)
-class ExperimentSpec:
-    """Everything that decides one experiment's training result (hashed for provenance)."""
-
-    name: str
-    dataset: str
-    base_dataset: str
-    source: dict
-    classes: list[str] | None
-    model: str
-    model_args: dict = field(default_factory=dict)
-    training: dict = field(default_factory=dict)
-    title: str = ""
-    log_entry: str = ""
-    reported: dict = field(default_factory=dict)
-    figures: dict = field(default_factory=dict)
-    evaluations: list = field(default_factory=list)
-    gpu: bool = False
-    pretrained: dict | None = None  # {name, url, file, fallback} of pretrained_weights
-    family: str | None = None
-    family_title: str = ""
-    finding: dict | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str) -> ExperimentSpec:
-        """Parse a spec (as ``to_json`` writes it) and check it with ``check_spec``, so a
-        hand-written ``--spec`` fails with one line naming the key, before anything is written."""
-        try:
-            fields_ = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"the experiment spec is not valid JSON: {error}") from None
-        if not isinstance(fields_, dict):
-            raise ConfigError("the experiment spec must be a JSON object")
-        check_spec(fields_)
-        return cls(**fields_)
-
-    def config_hash(self) -> str:
-        """Hash of what decides training (titles, figures, evaluations, findings excluded), 12 hex
-        digits."""
-        display = ("title", "figures", "evaluations", "family", "family_title", "finding")
-        relevant = {k: v for k, v in asdict(self).items() if k not in display}
-        blob = json.dumps(relevant, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
-
-
-def check_spec(spec: dict, schema_path: Path = SCHEMA_PATH) -> None:
-    """Check a spec's fields, and its dataset, model, model_args and training against the
-    schema's experiment entry (the keys a spec shares with config.yaml).
-
-    Raises ConfigError with one line naming the key, e.g.
-    ``config error at experiments/conv_simple/training/epochs: -3 is less than the minimum of 1``.
-    """
-    known = {f.name for f in fields(ExperimentSpec)}
-    required = {f.name for f in fields(ExperimentSpec)
-                if f.default is MISSING and f.default_factory is MISSING}
-    problems = []
-    if unknown := sorted(set(spec) - known):
-        problems.append(f"unknown field(s) {', '.join(unknown)}")
-    if missing := sorted(required - set(spec)):
-        problems.append(f"missing field(s) {', '.join(missing)}")
-    if problems:
-        raise ConfigError(f"experiment spec: {'; '.join(problems)} (write it with ExperimentSpec.to_json)")
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    experiment = {"$defs": schema["$defs"], "$ref": "#/$defs/experiment"}
-    shared = {key: spec[key] for key in ("dataset", "model", "model_args", "training") if key in spec}
-    errors = sorted(jsonschema.Draft202012Validator(experiment).iter_errors(shared),
-                    key=lambda e: list(e.absolute_path))
-    if errors:
-        error, name = errors[0], spec["name"] if isinstance(spec["name"], str) else "?"
-        if list(error.absolute_path) == ["model"] and error.validator == "enum":
-            raise ConfigError(f"config error at experiments/{name}/model: unknown model "
-                              f"'{error.instance}'; valid: {', '.join(error.validator_value)}")
-        raise ConfigError(f"config error at {_describe(error, ('experiments', name))}")
-
-
 def _pretrained_entry(config: dict, name: str | None) -> dict | None:
     if name is None:
         return None
     return {"name": name, **copy.deepcopy(config.get("pretrained_weights", {})[name])}
 
 
-def experiment_spec(config: dict, name: str) -> ExperimentSpec:
-    """The resolved spec of experiment ``name`` from a validated config."""
+def experiment_spec(config: dict, name: str) -> RunSpec:
+    """The run spec of experiment ``name`` from a validated config: what decides its training."""
     experiments = config["experiments"]
     if name not in experiments:
         raise ConfigError(f"unknown experiment '{name}'; valid: {', '.join(sorted(experiments))}")
     entry = experiments[name]
     base = base_dataset(config, entry["dataset"])
     dataset_entry = config["datasets"][entry["dataset"]]
-    return ExperimentSpec(
+    return RunSpec(
         name=name,
         dataset=entry["dataset"],
         base_dataset=base,
@@ -422,14 +307,19 @@ def experiment_spec(config: dict, name: str) -> ExperimentSpec:
         model=entry["model"],
         model_args=copy.deepcopy(entry.get("model_args", {})),
         training=copy.deepcopy(entry.get("training", {})),
-        title=entry.get("title", name),
-        log_entry=entry.get("log_entry", ""),
-        reported=copy.deepcopy(entry.get("reported", {})),
-        figures=copy.deepcopy(entry.get("figures", {})),
-        evaluations=list(entry.get("evaluations", [])),
-        gpu=bool(entry.get("gpu", False)),
         pretrained=_pretrained_entry(config, entry.get("pretrained")),
-        family=entry.get("family"),
-        family_title=config.get("families", {}).get(entry.get("family"), ""),
-        finding=copy.deepcopy(entry.get("finding")),
     )
+
+
+def presentation(config: dict) -> dict[str, dict]:
+    """``{experiment: {title, log_entry, family, family_title, finding, reported, figures,
+    evaluations}}``: what the paper says about each experiment beyond its results, read from
+    config (so editing it reruns the paper, never training)."""
+    families = config.get("families", {})
+    return {name: {"title": entry.get("title", name), "log_entry": entry.get("log_entry", ""),
+                   "family": entry.get("family"), "family_title": families.get(entry.get("family"), ""),
+                   "finding": copy.deepcopy(entry.get("finding")),
+                   "reported": copy.deepcopy(entry.get("reported", {})),
+                   "figures": copy.deepcopy(entry.get("figures", {})),
+                   "evaluations": list(entry.get("evaluations", []))}
+            for name, entry in config["experiments"].items()}

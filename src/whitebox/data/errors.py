@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from whitebox.errors import UserError
 
-class DataError(RuntimeError):
+
+class DataError(UserError, RuntimeError):
     """A user-caused data problem (missing, corrupt, unreachable); str() is one line
     that names the cause and the fix."""
 
