@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from whitebox.layers.base import TrainingHook
+
 _EPS = 1e-20
 
 
@@ -84,7 +86,7 @@ def gumbel_topk(logits: torch.Tensor, tau: float, topk: int = 1, hard: bool = Tr
     return relaxed
 
 
-class GumbelConv2d(nn.Module):
+class GumbelConv2d(TrainingHook):
     """Conv2d in which each output unit selects ``topk`` input channels per kernel position.
 
     In training the selection is a Gumbel-softmax sample over the learnable ``channel_logits``
@@ -169,6 +171,10 @@ class GumbelConv2d(nn.Module):
             "conv2d": conv2d_parameter_count(self.in_channels, self.out_channels, self.kernel_size,
                                              bias=self.bias is not None),
         }
+
+    def metrics_fields(self, name: str, n_train: int) -> dict:
+        """metrics.json's ``gumbel_layers``: each layer's parameter count vs Conv2d's."""
+        return {"gumbel_layers": {name: self.parameter_count_vs_conv2d()}}
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

@@ -83,6 +83,10 @@ class IncrementalNeuralHashing(GrowingLayer):
             may cover several unmatched ones more centrally).
     """
 
+    # Its whole training state (slots, their labels, running thresholds and this epoch's
+    # activation counters) lives in the state_dict, so a mid-epoch checkpoint restores it.
+    mid_epoch_resumable = True
+
     def __init__(self, in_features: int, n_classes: int, pooling: str = "max",
                  temperature: float = 0.1, training_thresholds: str = "batch",
                  momentum: float = 0.1, lr: float = 0.05, scale: float = 10.0,
@@ -142,6 +146,12 @@ class IncrementalNeuralHashing(GrowingLayer):
 
     def n_units(self) -> int:
         return self.n_slots
+
+    def metrics_fields(self, name: str, n_train: int) -> dict:
+        """metrics.json's ``slots`` kept and ``compression`` (training images per slot)."""
+        if not self.n_slots:
+            return {}
+        return {"slots": self.n_slots, "compression": round(n_train / self.n_slots, 2)}
 
     def slots_per_class(self) -> torch.Tensor:
         return torch.bincount(self.slot_labels, minlength=self.n_classes)

@@ -1,4 +1,5 @@
-"""Model builders, one function per stage of the research log, behind a registry."""
+"""Model builders, one module per stage of the research log, registered by name
+(``whitebox.models.registry``)."""
 
 from whitebox.models.registry import (
     MODELS,
@@ -6,6 +7,8 @@ from whitebox.models.registry import (
     build_model,
     classifier_from_checkpoint,
     model_names,
+    register_model,
 )
 
-__all__ = ["MODELS", "build_classifier", "build_model", "classifier_from_checkpoint", "model_names"]
+__all__ = ["MODELS", "build_classifier", "build_model", "classifier_from_checkpoint", "model_names",
+           "register_model"]

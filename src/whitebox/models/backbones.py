@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
-from torchvision.models import resnet34
 
 from whitebox.io import plain_state_dict
 
@@ -32,6 +31,8 @@ class ResNet34Features(nn.Module):
 
     def __init__(self, in_channels: int = 3) -> None:
         super().__init__()
+        from torchvision.models import resnet34  # here: torchvision takes seconds to import
+
         net = resnet34(weights=None)
         if in_channels != 3:  # no pretrained weights fit then; the layout is kept
             net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)

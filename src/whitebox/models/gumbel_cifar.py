@@ -12,10 +12,12 @@ from collections import OrderedDict
 from torch import nn
 
 from whitebox.layers import GumbelConv2d, Scale, SoftMaxPool
+from whitebox.models.registry import register_model
 
 CONVS = ("gumbel", "standard")
 
 
+@register_model("gumbel2")
 def gumbel2(n_classes: int, in_channels: int = 3, n_features: int = 120, n_units: int = 60,
             topk: int = 1, bn_affine: bool = True, logit_scale: float = 1.0) -> nn.Sequential:
     """Conv 10x10 -> MaxPool(5, pad 2, stride 10) -> BN -> GELU -> GumbelConv 3x3 -> AMP -> SoftMaxPool.
@@ -47,6 +49,7 @@ def _check_units_per_class(n_classes: int, units_per_class: int) -> None:
                          "(SoftMaxPool splits the units into one contiguous block per class)")
 
 
+@register_model("gumbel_simple")
 def gumbel_simple(n_classes: int, in_channels: int = 3, conv: str = "gumbel", mixing: bool = False,
                   n_features: int = 64, units_per_class: int = 10,
                   bn_affine: bool = True, logit_scale: float = 1.0) -> nn.Sequential:
@@ -91,6 +94,7 @@ def gumbel_simple(n_classes: int, in_channels: int = 3, conv: str = "gumbel", mi
     ]))
 
 
+@register_model("gumbel3")
 def gumbel3(n_classes: int, in_channels: int = 3, topk: int = 1, n_features: int = 96,
             units_per_class: int = 30, bn_affine: bool = True,
             logit_scale: float = 1.0) -> nn.Sequential:

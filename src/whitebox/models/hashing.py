@@ -8,11 +8,13 @@ import torch
 from torch import nn
 
 from whitebox.layers import IncrementalNeuralHashing
+from whitebox.models.registry import build_model, register_model
 
 # Layers of a registry model that form its classifier head, dropped when it serves as a backbone.
 HEAD_LAYERS = ("smpool", "scale")
 
 
+@register_model("inh")
 def inh(n_classes: int, in_channels: int = 1, image_size: int = 28, backbone: str = "identity",
         **layer_args) -> nn.Sequential:
     """INH head on raw pixels (``backbone: identity``) or on a registry model's features.
@@ -24,8 +26,6 @@ def inh(n_classes: int, in_channels: int = 1, image_size: int = 28, backbone: st
     if backbone == "identity":
         features: nn.Module = nn.Flatten(1)
     else:
-        from whitebox.models.registry import build_model
-
         full = build_model(backbone, n_classes=n_classes, in_channels=in_channels)
         features = nn.Sequential(OrderedDict(
             (name, layer) for name, layer in full.named_children() if name not in HEAD_LAYERS))
@@ -40,6 +40,7 @@ def inh(n_classes: int, in_channels: int = 1, image_size: int = 28, backbone: st
     ]))
 
 
+@register_model("mlp")
 def mlp(n_classes: int, in_channels: int = 1, image_size: int = 28, hidden: int = 1000) -> nn.Sequential:
     """A one-hidden-layer perceptron on pixels: the baseline of about INH's size on MNIST.
 

@@ -29,10 +29,12 @@ from whitebox.layers import (
     SoftMaxPool,
 )
 from whitebox.models.positive_cifar import check_units, lenet_trunk
+from whitebox.models.registry import register_model
 
 PART_CONVS = ("plain", "scale", "perspective", "projective")
 
 
+@register_model("augmax_lenet")
 def augmax_lenet(n_classes: int, in_channels: int = 3, widths: Sequence[int] = (64, 128),
                  n_units: int = 180, angles: Sequence[float] = (0.0,), hflip: bool = False,
                  bn_affine: bool = False) -> nn.Sequential:
@@ -69,6 +71,7 @@ def part_conv(kind: str, in_channels: int, out_channels: int, kernel_size: int,
     raise ValueError(f"unknown part_conv {kind!r}; valid: {', '.join(PART_CONVS)}")
 
 
+@register_model("invariant_lenet")
 def invariant_lenet(n_classes: int, in_channels: int = 3, part: str = "plain",
                     widths: Sequence[int] = (64, 128), n_units: int = 120,
                     scales: Sequence[float] = (0.8, 1.0, 1.25), n_views: int = 4, spread: float = 0.1,
@@ -117,6 +120,7 @@ class SignedEvidence(nn.Module):
         return logits
 
 
+@register_model("signed_lenet")
 def signed_lenet(n_classes: int, in_channels: int = 3, negative: bool = True,
                  widths: Sequence[int] = (64, 128), n_units: int = 120,
                  bn_affine: bool = False) -> nn.Sequential:

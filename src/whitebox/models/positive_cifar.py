@@ -26,6 +26,7 @@ from whitebox.layers import (
     Scale,
     SoftMaxPool,
 )
+from whitebox.models.registry import register_model
 
 REPRESENTATION_NORMS = ("bn", "iternorm", "dbn", "percentile", "iternorm_percentile")
 
@@ -96,6 +97,7 @@ def _representation_norm(name: str, n_units: int, bn_affine: bool, group_size: i
     raise ValueError(f"unknown representation_norm {name!r}; valid: {', '.join(REPRESENTATION_NORMS)}")
 
 
+@register_model("positive_lenet")
 def positive_lenet(n_classes: int, in_channels: int = 3, widths: Sequence[int] = (64, 128),
                    n_units: int = 120, positive: bool = True, bn_affine: bool = False,
                    representation_norm: str = "bn", norm_group_size: int = 20,
@@ -119,6 +121,7 @@ def positive_lenet(n_classes: int, in_channels: int = 3, widths: Sequence[int] =
     ]))
 
 
+@register_model("positive_vgg4")
 def positive_vgg4(n_classes: int, in_channels: int = 3, widths: Sequence[int] = (64, 128, 128),
                   n_units: int = 120, bn_affine: bool = False) -> nn.Sequential:
     """Four 3x3 convolutions (conv2-conv4 positive), BN -> GELU -> MP between them, then AMP.
@@ -151,6 +154,7 @@ def positive_vgg4(n_classes: int, in_channels: int = 3, widths: Sequence[int] = 
     ]))
 
 
+@register_model("parallel_copies")
 def parallel_copies(n_classes: int, in_channels: int = 3, n_copies: int = 3,
                     widths: Sequence[int] = (32, 48), n_units: int = 120, bn_affine: bool = False,
                     temperature: float = 1.0) -> nn.Sequential:
@@ -198,6 +202,7 @@ class InterleaveBranches(nn.Module):
         return f"n_branches={self.n_branches}, n_groups={self.n_groups}"
 
 
+@register_model("parallel_scales")
 def parallel_scales(n_classes: int, in_channels: int = 3, kernel_sizes: Sequence[int] = (3, 5, 7),
                     widths: Sequence[int] = (64, 64), n_units: int = 90,
                     bn_affine: bool = False) -> nn.Sequential:

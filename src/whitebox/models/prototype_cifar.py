@@ -7,8 +7,10 @@ from collections import OrderedDict
 from torch import nn
 
 from whitebox.layers import Mean, Scale, SoftMaxPool
+from whitebox.models.registry import register_model
 
 
+@register_model("conj_disj")
 def conj_disj(n_classes: int, in_channels: int = 3, n_features: int = 120,
               conjunction_size: int = 5, bn_affine: bool = True) -> nn.Sequential:
     """Conjunction-Disjunction: the maximal group of 5 local features present, per class.
@@ -29,6 +31,7 @@ def conj_disj(n_classes: int, in_channels: int = 3, n_features: int = 120,
     ]))
 
 
+@register_model("directional")
 def directional(n_classes: int, in_channels: int = 3, n_features: int = 120,
                 bn_affine: bool = True) -> nn.Sequential:
     """Directional: a coarse MaxPool keeps rough spatial relations between detected parts.

@@ -21,6 +21,7 @@ from torch import nn
 from whitebox.layers import PartPrototypes
 from whitebox.layers.base import Phased
 from whitebox.models.backbones import make_backbone
+from whitebox.models.registry import register_model
 
 LAST_LAYER_LR = 1e-3
 LAST_LAYER_BATCH = 256
@@ -46,6 +47,7 @@ class FineTunedCNN(Phased):
                 {"params": list(self.head.parameters()), "lr_scale": self.head_lr_scale}]
 
 
+@register_model("finetuned_cnn")
 def finetuned_cnn(n_classes: int, in_channels: int = 3, backbone: str = "resnet34",
                   head_lr_scale: float = 10.0) -> FineTunedCNN:
     """The log's fine-tuned baseline: ``backbone`` (see BACKBONES) with a new linear head."""
@@ -222,6 +224,7 @@ class PrototypeNetwork(Phased):
             weight.requires_grad_(was_trainable)
 
 
+@register_model("prototype_network")
 def prototype_network(n_classes: int, in_channels: int = 3, backbone: str = "resnet34",
                       per_class: int = 10, parts: int = 1, dim: int = 128, integrate: str = "sum",
                       temperature: float = 1.0, warmup_epochs: int = 5,

@@ -1,47 +1,57 @@
-"""Name -> builder registry. Names are what config.yaml's ``model:`` key accepts."""
+"""Name -> builder registry: the names config.yaml's ``model:`` key accepts.
+
+A model module registers its builders itself::
+
+    from whitebox.models.registry import register_model
+
+    @register_model("my_net")
+    def my_net(n_classes: int, in_channels: int, **model_args) -> nn.Module: ...
+
+Every module under ``whitebox/models/`` is imported the first time a model is built or
+listed, so a new stage is one new module and nothing else in the library changes. This
+module imports no model module (the workflow finds the names without torch, statically:
+``whitebox.code_identity.registered_models``).
+"""
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 from collections import OrderedDict
 from collections.abc import Callable
 
 from torch import nn
 
-from whitebox.layers import Normalize
-from whitebox.layers.base import Regularized
-from whitebox.models import (
-    gumbel_cifar,
-    hashing,
-    invariance_cifar,
-    positive_cifar,
-    prototype_cifar,
-    prototype_cub,
-)
+from whitebox.layers.pooling import Normalize
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    "augmax_lenet": invariance_cifar.augmax_lenet,
-    "conj_disj": prototype_cifar.conj_disj,
-    "directional": prototype_cifar.directional,
-    "finetuned_cnn": prototype_cub.finetuned_cnn,
-    "gumbel2": gumbel_cifar.gumbel2,
-    "gumbel3": gumbel_cifar.gumbel3,
-    "gumbel_simple": gumbel_cifar.gumbel_simple,
-    "inh": hashing.inh,
-    "invariant_lenet": invariance_cifar.invariant_lenet,
-    "mlp": hashing.mlp,
-    "parallel_copies": positive_cifar.parallel_copies,
-    "parallel_scales": positive_cifar.parallel_scales,
-    "positive_lenet": positive_cifar.positive_lenet,
-    "positive_vgg4": positive_cifar.positive_vgg4,
-    "prototype_network": prototype_cub.prototype_network,
-    "signed_lenet": invariance_cifar.signed_lenet,
-}
+MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: ``builder(n_classes, in_channels, **model_args) -> nn.Module`` is model ``name``."""
+
+    def register(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if MODELS.get(name, builder) is not builder:
+            raise ValueError(f"model '{name}' is registered twice ({MODELS[name].__module__} and "
+                             f"{builder.__module__})")
+        MODELS[name] = builder
+        return builder
+
+    return register
+
+
+def discover_models() -> dict[str, Callable[..., nn.Module]]:
+    """Import every module of the models package (each registers its builders); the registry."""
+    package = importlib.import_module("whitebox.models")
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"whitebox.models.{module.name}")
+    return MODELS
 
 
 def model_names() -> list[str]:
     """Valid model names, sorted."""
-    return sorted(MODELS)
+    return sorted(discover_models())
 
 
 def build_model(name: str, n_classes: int, in_channels: int, image_size: int | None = None,
@@ -49,17 +59,15 @@ def build_model(name: str, n_classes: int, in_channels: int, image_size: int | N
     """Build the named model; unknown names raise KeyError listing the valid ones.
 
     ``image_size`` reaches only the builders that take it (those that size a layer by it).
+    Layers initialise their weights once, in their constructors.
     """
-    if name not in MODELS:
+    builders = discover_models()
+    if name not in builders:
         raise KeyError(f"unknown model '{name}'; valid: {', '.join(model_names())}")
-    builder = MODELS[name]
+    builder = builders[name]
     if image_size is not None and "image_size" in inspect.signature(builder).parameters:
         model_args = {"image_size": image_size, **model_args}
-    model = builder(n_classes=n_classes, in_channels=in_channels, **model_args)
-    for module in model.modules():
-        if isinstance(module, Regularized):
-            module.init_weights()
-    return model
+    return builder(n_classes=n_classes, in_channels=in_channels, **model_args)
 
 
 def build_classifier(name: str, n_classes: int, mean: list[float], std: list[float],

@@ -11,18 +11,20 @@ seeds per epoch, so resumed runs repeat them.
 
 from __future__ import annotations
 
-import kornia.augmentation as K
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from whitebox.layers import SoftMaxPool
+from whitebox.errors import ConfigError
+from whitebox.layers.pooling import SoftMaxPool
 
 COLOUR_AUGMENTATIONS = ("colour_jiggle", "channel_shuffle")
 
 
 def colour_augmentation(names: list[str]) -> nn.Module:
     """The named colour augmentations in order, each applied to every image (p = 1)."""
+    import kornia.augmentation as K  # here: kornia takes a second to import
+
     steps = []
     for name in names:
         if name == "colour_jiggle":
@@ -44,7 +46,7 @@ def representation_pool(model: nn.Module) -> SoftMaxPool:
     """The model's only SoftMaxPool, whose input the penalty compares; ValueError otherwise."""
     pools = [m for m in model.modules() if isinstance(m, SoftMaxPool)]
     if len(pools) != 1:
-        raise ValueError("training.invariance needs a model with exactly one SoftMaxPool "
+        raise ValueError("it needs a model with exactly one SoftMaxPool "
                          f"(its input is the representation); this one has {len(pools)}")
     return pools[0]
 
@@ -55,9 +57,13 @@ class ColourInvariance:
     The model must contain exactly one SoftMaxPool (whose input is the representation).
     """
 
-    def __init__(self, model: nn.Module, augmentations: list[str]) -> None:
-        self.pool = representation_pool(model)
+    def __init__(self, model: nn.Module, augmentations: list[str], weight: float = 1.0) -> None:
+        try:
+            self.pool = representation_pool(model)
+        except ValueError as error:  # the one check of training.invariance
+            raise ConfigError(f"config error at training/invariance: {error}") from None
         self.augment = colour_augmentation(augmentations)
+        self.weight = weight
 
     def __call__(self, model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         captured: list[torch.Tensor] = []

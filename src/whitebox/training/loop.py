@@ -2,15 +2,17 @@
 
 Read top to bottom: the split sits on the device as one uint8 tensor; each epoch draws
 its permutation and augmentations from a generator seeded by (seed, epoch), so a run
-resumed from an epoch checkpoint gives the same numbers as an uninterrupted one.
+resumed from an epoch checkpoint gives the same numbers as an uninterrupted one. What a
+stage adds (weight constraints, growing layers, phases and data passes, extra loss terms,
+the Gumbel temperature) comes in through ``Hooks``; the loop names no layer.
 
 SIGTERM (a SLURM time limit or preemption) and SIGINT only set a flag, checked after each
-optimiser step: the loop then writes a mid-epoch checkpoint (the position in the epoch, the
-partial sums, the epoch generator's and torch's global RNG states, model and optimiser) and
-raises TrainingInterrupted; a rerun continues from that step, bit for bit on a CPU. A growing
-layer not known to keep all its state in its state_dict makes the rerun redo the epoch from
-the last epoch checkpoint instead. A signal during the data passes or evaluation after the
-steps lets the epoch finish and write its checkpoint first.
+optimiser step: the loop then writes a mid-epoch checkpoint (``TrainingState``: the position
+in the epoch, the partial sums, the epoch generator's and torch's global RNG states, model
+and optimiser) and raises TrainingInterrupted; a rerun continues from that step, bit for bit
+on a CPU. A hook that does not keep all its state in its state_dict makes the rerun redo the
+epoch from the last epoch checkpoint instead. A signal during the data passes or evaluation
+after the steps lets the epoch finish and write its checkpoint first.
 """
 
 from __future__ import annotations
@@ -24,49 +26,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from whitebox.evaluation import accuracy_report, predict
-from whitebox.layers import GumbelConv2d, IncrementalNeuralHashing, annealed_tau
-from whitebox.layers.base import Phased, growing_layers, phased_modules, regularize
+from whitebox.errors import UserError
+from whitebox.evaluation.accuracy import accuracy_report, predict
 from whitebox.training.augment import augment_batch
-from whitebox.training.checkpoint import (
-    load_checkpoint,
-    restore_rng_state,
-    rng_state,
-    save_checkpoint,
-)
+from whitebox.training.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from whitebox.training.hooks import Hooks
 from whitebox.training.interrupt import StopRequest, TrainingInterrupted
-from whitebox.training.invariance import ColourInvariance
 from whitebox.training.schedule import lr_factor, make_optimizer
-
-# Growing layers whose whole training state (INH: slots, their labels, running thresholds and
-# this epoch's activation counters) lives in their state_dict, so a mid-epoch checkpoint
-# restores them exactly (tests/test_training.py checks it). Any other growing layer makes a
-# stop signal fall back to the last epoch checkpoint: the rerun redoes the partial epoch.
-MID_EPOCH_RESUMABLE = (IncrementalNeuralHashing,)
+from whitebox.training.settings import TrainSettings
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     """The loss became NaN or infinite."""
-
-
-@dataclass
-class TrainSettings:
-    """The ``training:`` block of one experiment (see the config schema for meanings)."""
-
-    epochs: int = 8
-    batch_size: int = 128
-    optimizer: dict = field(default_factory=lambda: {"name": "adam", "lr": 1e-3})
-    schedule: str = "constant"
-    augment: list[str] = field(default_factory=list)
-    label_smoothing: float = 0.0
-    eval_batch_size: int = 1000
-    tau: dict | None = None  # {"start", "end"}: GumbelConv2d temperature schedule
-    invariance: dict | None = None  # {"weight", "augmentations"}: colour-invariance penalty
-    shuffle_labels: bool = False  # train on randomly permuted labels (a sanity-check control)
 
 
 @dataclass
@@ -89,63 +63,6 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
-def parameter_groups(model: nn.Module, growing: list, phased: list[Phased]) -> list[dict]:
-    """Optimiser groups with an ``lr_scale`` each: those Phased modules ask for (e.g. a higher
-    rate for a new head than for a pretrained backbone), then every other parameter at scale 1.
-
-    Growing layers (INH) step their own parameters, so the optimiser leaves those out.
-    """
-    owned = {id(p) for layer in growing for p in layer.owned_parameters()}
-    groups = [{"params": list(group["params"]), "lr_scale": float(group.get("lr_scale", 1.0))}
-              for module in phased for group in (module.parameter_groups() or [])]
-    owned |= {id(p) for group in groups for p in group["params"]}
-    rest = [p for p in model.parameters() if id(p) not in owned]
-    return groups + ([{"params": rest, "lr_scale": 1.0}] if rest else [])
-
-
-def training_pass(model: nn.Module, module: Phased, index: int, images: torch.Tensor,
-                  labels: torch.Tensor, batch_size: int) -> None:
-    """Pass ``index`` of ``module`` over the training split: eval mode, no gradients, no
-    augmentation, stored order; ``module`` sees each batch's labels before its forward."""
-    device = images.device
-    model.eval()
-    module.begin_pass(index)
-    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16,
-                                         enabled=device.type == "cuda"):
-        for first in range(0, images.shape[0], batch_size):
-            batch = images[first:first + batch_size].float().div_(255)
-            module.set_targets(labels[first:first + batch_size])
-            model(batch.contiguous(memory_format=torch.channels_last))
-    module.set_targets(None)
-    module.end_pass(index)
-
-
-def batch_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-               settings: TrainSettings, invariance: ColourInvariance | None, growing: list,
-               phased: list[Phased]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The forward pass of one training batch (bf16 autocast on CUDA): logits, the loss to
-    minimise (cross-entropy, the weighted colour-invariance penalty, Phased modules' extra
-    costs) and the unweighted penalty. Growing layers see the labels during the pass."""
-    device = images.device
-    for layer in growing:
-        layer.set_targets(labels)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        if invariance is None:
-            logits, penalty = model(images), torch.zeros((), device=device)
-        else:  # the batch and its recoloured copy in one pass
-            logits, penalty = invariance(model, images)
-        loss = F.cross_entropy(logits.float(), labels, label_smoothing=settings.label_smoothing)
-        if invariance is not None:
-            loss = loss + settings.invariance["weight"] * penalty
-        for module in phased:  # e.g. ProtoPNet's cluster and separation costs
-            extra = module.auxiliary_loss(labels)
-            if extra is not None:
-                loss = loss + extra.float()
-    for layer in growing:
-        layer.set_targets(None)
-    return logits, loss, penalty
-
-
 def shuffled_labels(labels: torch.Tensor, seed: int) -> torch.Tensor:
     """``labels`` randomly permuted by a CPU generator seeded with ``seed``: the class counts stay,
     any link between image and label is gone (Adebayo et al. 2018's data randomisation test)."""
@@ -154,17 +71,110 @@ def shuffled_labels(labels: torch.Tensor, seed: int) -> torch.Tensor:
     return labels[order]
 
 
+@dataclass
+class EpochProgress:
+    """The running part of one epoch: steps taken, partial sums, its generator and clock."""
+
+    epoch: int
+    generator: torch.Generator
+    loss_sum: torch.Tensor
+    penalty_sum: torch.Tensor
+    correct: torch.Tensor
+    lr: float
+    step: int = 0
+    start: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def begin(cls, seed: int, epoch: int, device: torch.device, lr: float) -> EpochProgress:
+        torch.manual_seed(seed * 100_003 + epoch)  # for random layers (Gumbel) and colour augmentation
+        zero = torch.zeros((), device=device)
+        return cls(epoch, epoch_generator(seed, epoch), zero.clone(), zero.clone(),
+                   torch.zeros((), device=device, dtype=torch.long), lr)
+
+    def restore(self, position: dict, device: torch.device) -> None:
+        """Continue exactly where an interrupted run stopped (``position`` of TrainingState)."""
+        self.step, self.lr = position["step"], position["lr"]
+        self.loss_sum, self.penalty_sum, self.correct = (
+            position[key].to(device) for key in ("loss_sum", "penalty_sum", "correct"))
+        self.generator.set_state(position["generator"])
+        restore_rng_state(position["rng"], device)
+        self.start -= position["epoch_time_s"]
+
+    def add(self, logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor,
+            penalty: torch.Tensor) -> None:
+        self.loss_sum += loss.detach() * labels.numel()
+        self.penalty_sum += penalty.detach() * labels.numel()
+        self.correct += (logits.argmax(1) == labels).sum()
+
+    def position(self, device: torch.device) -> dict:
+        return {"epoch": self.epoch, "step": self.step, "lr": self.lr,
+                "loss_sum": self.loss_sum.cpu(), "penalty_sum": self.penalty_sum.cpu(),
+                "correct": self.correct.cpu(), "generator": self.generator.get_state(),
+                "rng": rng_state(device), "epoch_time_s": time.perf_counter() - self.start}
+
+
+@dataclass
+class TrainingState:
+    """Where a run stands: the finished epochs' records and training seconds, and after a stop
+    signal mid-epoch the position in the next one. What a checkpoint holds besides the model
+    and optimiser states."""
+
+    records: list[EpochRecord] = field(default_factory=list)
+    elapsed: float = 0.0
+    position: dict | None = None
+
+    @classmethod
+    def resume(cls, path: Path | None, run_id: str, model: nn.Module,
+               optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> TrainingState:
+        """The state saved at ``path`` for ``run_id`` (model and optimizer restored), else a
+        fresh one."""
+        saved = load_checkpoint(path, run_id) if path else None
+        if saved is None:
+            return cls()
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        state = cls([EpochRecord(**row) for row in saved["records"]], saved["elapsed"],
+                    saved.get("position"))
+        where = (f"in epoch {len(state.records) + 1}/{epochs} after step "
+                 f"{state.position['step']}/{steps_per_epoch}" if state.position else
+                 f"after epoch {len(state.records)}/{epochs}")
+        print(f"resuming {where} from {path}", file=sys.stderr)
+        return state
+
+    def save(self, path: Path, run_id: str, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        save_checkpoint(path, run_id, model, optimizer, [asdict(r) for r in self.records],
+                        self.elapsed, position=self.position)
+
+
+def training_pass(model: nn.Module, hook, index: int, images: torch.Tensor,
+                  labels: torch.Tensor, batch_size: int) -> None:
+    """Pass ``index`` of ``hook`` over the training split: eval mode, no gradients, no
+    augmentation, stored order; ``hook`` sees each batch's labels before its forward."""
+    device = images.device
+    model.eval()
+    hook.begin_pass(index)
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                         enabled=device.type == "cuda"):
+        for first in range(0, images.shape[0], batch_size):
+            batch = images[first:first + batch_size].float().div_(255)
+            hook.set_targets(labels[first:first + batch_size])
+            model(batch.contiguous(memory_format=torch.channels_last))
+    hook.set_targets(None)
+    hook.end_pass(index)
+
+
 def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor,
         test_images: torch.Tensor, test_labels: torch.Tensor, settings: TrainSettings,
         seed: int, checkpoint_path: Path | None = None, run_id: str = "",
-        on_epoch: Callable[[EpochRecord], None] | None = None) -> tuple[list[EpochRecord], float]:
+        on_epoch: Callable[[EpochRecord], None] | None = None,
+        hooks: Hooks | None = None) -> tuple[list[EpochRecord], float]:
     """Train ``model`` in place; images are uint8 ``(N, C, H, W)`` already on the device.
 
     Writes an epoch checkpoint to ``checkpoint_path`` (atomically) and resumes from it
     when it exists with the same ``run_id``. Returns the epoch records and the training
     wall time in seconds (summed over resumed parts). With a ``checkpoint_path``, SIGTERM
     and SIGINT end training with TrainingInterrupted after a checkpoint is written (see the
-    module docstring).
+    module docstring). ``hooks`` defaults to ``Hooks(model, settings)``.
     """
     device = train_images.device
     if settings.shuffle_labels:
@@ -172,133 +182,75 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
     # channels_last: convolutions run faster in NHWC (about 1.1x for Directional on a CPU,
     # tensor-core friendly on a GPU); parameters keep their values.
     model.to(memory_format=torch.channels_last)
-    growing = growing_layers(model)
-    phased = phased_modules(model)
-    optimizer = make_optimizer(parameter_groups(model, growing, phased), **settings.optimizer)
+    hooks = hooks or Hooks(model, settings)
+    optimizer = make_optimizer(hooks.parameter_groups(model), **settings.optimizer)
     base_lr = settings.optimizer["lr"]
     n_train = train_images.shape[0]
     steps_per_epoch = -(-n_train // settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
-    invariance = (ColourInvariance(model, settings.invariance["augmentations"])
-                  if settings.invariance else None)
-
-    records: list[EpochRecord] = []
-    elapsed = 0.0
-    position = None  # where a mid-epoch checkpoint stopped
-    state = load_checkpoint(checkpoint_path, run_id) if checkpoint_path else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        records = [EpochRecord(**row) for row in state["records"]]
-        elapsed = state["elapsed"]
-        position = state.get("position")
-        where = (f"in epoch {len(records) + 1}/{settings.epochs} after step "
-                 f"{position['step']}/{steps_per_epoch}" if position else
-                 f"after epoch {len(records)}/{settings.epochs}")
-        print(f"resuming {where} from {checkpoint_path}", file=sys.stderr)
+    state = TrainingState.resume(checkpoint_path, run_id, model, optimizer, settings.epochs,
+                                 steps_per_epoch)
 
     # Without a checkpoint there is nothing to stop cleanly for: signals keep their effect.
     with StopRequest() if checkpoint_path else contextlib.nullcontext() as stop:
-        for epoch in range(len(records), settings.epochs):
-            start = time.perf_counter()
-            generator = epoch_generator(seed, epoch)
-            torch.manual_seed(seed * 100_003 + epoch)  # for random layers (Gumbel) and colour augmentation
-            for module in phased:
-                module.start_epoch(epoch, settings.epochs)
-            if settings.tau:
-                tau = annealed_tau(epoch, settings.epochs, settings.tau["start"], settings.tau["end"])
-                for layer in model.modules():
-                    if isinstance(layer, GumbelConv2d):
-                        layer.set_tau(tau)
-            order = torch.randperm(n_train, generator=generator).to(device)
+        for epoch in range(len(state.records), settings.epochs):
+            progress = EpochProgress.begin(seed, epoch, device, base_lr)
+            hooks.start_epoch(epoch, settings.epochs)
+            order = torch.randperm(n_train, generator=progress.generator).to(device)
+            if state.position is not None:
+                progress.restore(state.position, device)
+                state.position = None
             model.train()
-            loss_sum = torch.zeros((), device=device)
-            penalty_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.long)
-            lr = base_lr
-            done = 0  # steps of this epoch already taken (by the run a mid-epoch checkpoint saved)
-            if position is not None:  # continue exactly where the interrupted run stopped
-                done, lr = position["step"], position["lr"]
-                loss_sum, penalty_sum, correct = (position[key].to(device) for key in
-                                                  ("loss_sum", "penalty_sum", "correct"))
-                generator.set_state(position["generator"])
-                restore_rng_state(position["rng"], device)
-                start -= position["epoch_time_s"]
-                position = None
-            batches = range(done * settings.batch_size, n_train, settings.batch_size)
-            bar = tqdm(batches, desc=f"epoch {epoch + 1}/{settings.epochs}", leave=False,
-                       disable=None, file=sys.stderr, initial=done, total=steps_per_epoch)
-            for step_in_epoch, first in enumerate(bar, start=done):
-                index = order[first:first + settings.batch_size]
-                if index.numel() < 2:  # BatchNorm cannot train on a single image
-                    continue
-                lr = base_lr * lr_factor(settings.schedule, epoch * steps_per_epoch + step_in_epoch,
-                                         total_steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr * group.get("lr_scale", 1.0)
-                images = train_images[index].float().div_(255)
-                images = augment_batch(images.contiguous(memory_format=torch.channels_last),
-                                       settings.augment, generator)
-                labels = train_labels[index]
-                logits, loss, penalty = batch_loss(model, images, labels, settings, invariance,
-                                                   growing, phased)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                for layer in growing:
-                    layer.sgd_step(lr / base_lr)
-                regularize(model)
-                loss_sum += loss.detach() * index.numel()
-                penalty_sum += penalty.detach() * index.numel()
-                correct += (logits.argmax(1) == labels).sum()
-
+            bar = tqdm(range(progress.step, steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}",
+                       leave=False, disable=None, file=sys.stderr, initial=progress.step,
+                       total=steps_per_epoch)
+            for step in bar:
+                index = order[step * settings.batch_size:(step + 1) * settings.batch_size]
+                if index.numel() >= 2:  # BatchNorm cannot train on a single image
+                    lr = base_lr * lr_factor(settings.schedule, epoch * steps_per_epoch + step,
+                                             total_steps)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr * group.get("lr_scale", 1.0)
+                    images = train_images[index].float().div_(255)
+                    images = augment_batch(images.contiguous(memory_format=torch.channels_last),
+                                           settings.augment, progress.generator)
+                    labels = train_labels[index]
+                    logits, loss, penalty = hooks.loss(model, images, labels, settings.label_smoothing)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    hooks.after_step(lr / base_lr)
+                    progress.add(logits, labels, loss, penalty)
+                    progress.lr = lr
+                progress.step = step + 1
                 if stop is not None and stop.requested:  # SIGTERM/SIGINT: save this step, stop
                     bar.close()
-                    done = step_in_epoch + 1
-                    stopped = (f"interrupted by {stop.signal_name} in epoch {epoch + 1}/"
-                               f"{settings.epochs} after step {done}/{steps_per_epoch}")
-                    if any(not isinstance(layer, MID_EPOCH_RESUMABLE) for layer in growing):
-                        kept = (f"the checkpoint of epoch {len(records)} at {checkpoint_path} is kept"
-                                if records else "no epoch has finished yet")
-                        raise TrainingInterrupted(
-                            f"{stopped}; growing layers cannot be saved mid-epoch, so {kept}; "
-                            f"rerun to continue (epoch {epoch + 1} is redone)", stop.signal_number)
-                    save_checkpoint(checkpoint_path, run_id, model, optimizer,
-                                    [asdict(r) for r in records], elapsed, position={
-                                        "epoch": epoch, "step": done, "lr": lr,
-                                        "loss_sum": loss_sum.cpu(), "penalty_sum": penalty_sum.cpu(),
-                                        "correct": correct.cpu(), "generator": generator.get_state(),
-                                        "rng": rng_state(device),
-                                        "epoch_time_s": time.perf_counter() - start})
-                    raise TrainingInterrupted(f"{stopped}; checkpoint written to {checkpoint_path}; "
-                                              "rerun to continue", stop.signal_number)
+                    _stop_mid_epoch(state, progress, hooks, stop, checkpoint_path, run_id, model,
+                                    optimizer, settings.epochs, steps_per_epoch, device)
 
-            train_loss = loss_sum.item() / n_train
+            train_loss = progress.loss_sum.item() / n_train
             if not math.isfinite(train_loss):
                 raise TrainingDiverged(
                     f"training loss became {train_loss} in epoch {epoch + 1}; lower "
                     f"training.optimizer.lr (now {base_lr}) or check the data"
                 )
-            pruned = sum(layer.end_epoch() for layer in growing)
-            for module in phased:  # e.g. ProtoPNet's prototype push and last-layer refit
-                for index in range(module.data_passes(epoch, settings.epochs)):
-                    training_pass(model, module, index, train_images, train_labels,
-                                  settings.eval_batch_size)
+            pruned = hooks.end_epoch()
+            for hook, index in hooks.data_passes(epoch, settings.epochs):  # e.g. a prototype push
+                training_pass(model, hook, index, train_images, train_labels, settings.eval_batch_size)
             test = accuracy_report(predict(model, test_images, settings.eval_batch_size),
                                    test_labels, classes=[])
-            elapsed += time.perf_counter() - start
+            state.elapsed += time.perf_counter() - progress.start
             record = EpochRecord(epoch=epoch + 1, train_loss=round(train_loss, 6),
-                                 train_accuracy=round(100.0 * correct.item() / n_train, 4),
-                                 test_accuracy=test["accuracy"], lr=lr,
-                                 epoch_time_s=round(time.perf_counter() - start, 3),
-                                 slots=sum(layer.n_units() for layer in growing), pruned=pruned,
-                                 invariance_loss=round(penalty_sum.item() / n_train, 6))
-            records.append(record)
+                                 train_accuracy=round(100.0 * progress.correct.item() / n_train, 4),
+                                 test_accuracy=test["accuracy"], lr=progress.lr,
+                                 epoch_time_s=round(time.perf_counter() - progress.start, 3),
+                                 slots=hooks.n_units(), pruned=pruned,
+                                 invariance_loss=round(progress.penalty_sum.item() / n_train, 6))
+            state.records.append(record)
             print(" ".join(f"{k}={v}" for k, v in asdict(record).items()), file=sys.stderr,
                   flush=True)
             if checkpoint_path:
-                save_checkpoint(checkpoint_path, run_id, model, optimizer,
-                                [asdict(r) for r in records], elapsed)
+                state.save(checkpoint_path, run_id, model, optimizer)
             if on_epoch:
                 on_epoch(record)
             # A signal during the data passes or evaluation: this epoch's checkpoint is written;
@@ -307,4 +259,23 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
                 raise TrainingInterrupted(
                     f"interrupted by {stop.signal_name} after epoch {epoch + 1}/{settings.epochs}; "
                     f"checkpoint written to {checkpoint_path}; rerun to continue", stop.signal_number)
-    return records, elapsed
+    return state.records, state.elapsed
+
+
+def _stop_mid_epoch(state: TrainingState, progress: EpochProgress, hooks: Hooks, stop: StopRequest,
+                    checkpoint_path: Path, run_id: str, model: nn.Module,
+                    optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int,
+                    device: torch.device) -> None:
+    """Write the mid-epoch checkpoint (or keep the epoch one) and raise TrainingInterrupted."""
+    stopped = (f"interrupted by {stop.signal_name} in epoch {progress.epoch + 1}/{epochs} "
+               f"after step {progress.step}/{steps_per_epoch}")
+    if not hooks.mid_epoch_resumable:
+        kept = (f"the checkpoint of epoch {len(state.records)} at {checkpoint_path} is kept"
+                if state.records else "no epoch has finished yet")
+        raise TrainingInterrupted(f"{stopped}; growing layers cannot be saved mid-epoch, so {kept}; "
+                                  f"rerun to continue (epoch {progress.epoch + 1} is redone)",
+                                  stop.signal_number)
+    state.position = progress.position(device)
+    state.save(checkpoint_path, run_id, model, optimizer)
+    raise TrainingInterrupted(f"{stopped}; checkpoint written to {checkpoint_path}; rerun to continue",
+                              stop.signal_number)
