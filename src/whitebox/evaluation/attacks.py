@@ -155,3 +155,19 @@ def robustness_report(model: nn.Module, images: torch.Tensor, labels: torch.Tens
                                                   joined(attacked_flags[eps]))}
                     for eps in eps_list],
     }
+
+
+ATTACKED_IMAGES = 2000  # PGD on the first 2000 test images: 40 steps x 3 eps stay minutes on a CPU
+
+
+def evaluate(job) -> dict:
+    """The ``attacks`` evaluation kind: PGD on the first ATTACKED_IMAGES test images; an INH
+    model's unmatched inputs count as flagged."""
+    from whitebox.layers.base import growing_layers
+
+    test = job.test_split()
+    images, labels = test.images[:ATTACKED_IMAGES], test.labels[:ATTACKED_IMAGES]
+    is_inh = bool(growing_layers(job.model))
+    result = robustness_report(job.model, images, labels, seed=job.seed,
+                               flag_fn=inh_flags(job.model) if is_inh else None)
+    return {**result, "n_images": len(images)}

@@ -197,3 +197,36 @@ def class_incremental_report(model: nn.Module, seen_images: torch.Tensor,
         predictions = inh_predictions(model, features_of(model, seen_images, batch_size))
         report["seen_accuracy"] = _percent((predictions == seen_labels).sum(), len(seen_labels))
     return report
+
+
+def evaluate(job) -> dict:
+    """The ``ood`` evaluation kind: the test split against Gaussian and uniform noise and
+    greyscale crops of CIFAR-10's test images, as many as the test split has."""
+    from whitebox.data.dataset import load_prepared
+
+    images = job.test_split().images
+    shape = tuple(images.shape[1:])
+    cifar = load_prepared(job.extra("cifar10")).test.images
+    return ood_report(job.model, images, {
+        "gaussian_noise": gaussian_noise(len(images), shape, seed=job.seed),
+        "uniform_noise": uniform_noise(len(images), shape, seed=job.seed),
+        "cifar10_grey_crops": grey_crops(cifar, size=shape[-1], seed=job.seed)})
+
+
+def evaluate_class_incremental(job) -> dict:
+    """The ``class_incremental`` evaluation kind: the test images of the base dataset's classes
+    the model never saw, against those it did."""
+    from whitebox.data.dataset import load_prepared
+    from whitebox.errors import ConfigError
+
+    spec = job.state["spec"]
+    seen = load_prepared(job.data, spec["classes"])
+    everything = load_prepared(job.data)
+    unseen = [name for name in everything.classes if name not in seen.classes]
+    if not unseen:
+        raise ConfigError(f"experiment '{spec['name']}' trains on every class of its dataset; "
+                          "class_incremental needs a subset dataset")
+    result = class_incremental_report(job.model, seen.test.images,
+                                      everything.subset(unseen).test.images,
+                                      seen_labels=seen.test.labels)
+    return {**result, "seen_classes": seen.classes, "unseen_classes": unseen}

@@ -183,3 +183,11 @@ def continual_slot_update(model: nn.Module, images: torch.Tensor, labels: torch.
                   "accuracy_held_out": curve_held_out},
     }
 
+
+
+def evaluate(job) -> dict:
+    """The ``slot_update`` evaluation kind: both protocols on the run's test split."""
+    test = job.test_split()
+    return {reference: continual_slot_update(job.model, test.images, test.labels, seed=job.seed,
+                                             reference=reference)
+            for reference in REFERENCES}

@@ -70,3 +70,8 @@ def save_slot_update_curve(curve: dict, path: Path,
     ax.legend(fontsize=7, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2,
               columnspacing=1.0, handlelength=1.8)
     save_figure(fig, path)
+
+
+def render_slot_update(job) -> None:
+    """The ``slot_update`` kind: the accuracy curve of one protocol of slot_update.json."""
+    save_slot_update_curve(job.evaluation_result()[job.options["protocol"]]["curve"], job.out)

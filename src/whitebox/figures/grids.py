@@ -94,3 +94,22 @@ def save_filter_grid(weight: torch.Tensor, path: Path, group_size: int = 1,
     ax.set_title(title, fontsize=9)
     ax.axis("off")
     save_figure(fig, path)
+
+
+def render_gradients(job) -> None:
+    """The ``gradients`` kind: the first ``n_images`` test images and each class's gradient."""
+    from whitebox.explain.gradients import class_gradients, to_display
+
+    model, state = job.trained
+    images = job.prepared().test.images[:job.options["n_images"]].float() / 255
+    save_gradient_figure(images, to_display(class_gradients(model, images)), state["classes"],
+                         job.out)
+
+
+def render_filters(job) -> None:
+    """The ``filters`` kind: the filters of one convolution of the log's model, in groups."""
+    from whitebox.models.trained import submodule
+
+    layer = submodule(job.trained[0].net, job.options["layer"])
+    save_filter_grid(layer.weight, job.out, group_size=job.options["group_size"],
+                     title=f"{job.titled()}: {job.options['layer']} filters")

@@ -125,3 +125,35 @@ def _perspective_scatter(ax: plt.Axes, perspective: torch.Tensor, view_labels: S
     ax.set_title("learned perspective", fontsize=8)
     if n <= 12:
         ax.legend(fontsize=6, loc="best", markerscale=1.2)
+
+
+KERNEL_VIEW_LAYERS = "ScaleConv2d, PerspectiveConv2d, ProjectiveConv2d"
+
+
+def render_kernel_views(job) -> None:
+    """The ``kernel_views`` kind: a layer's strongest kernels under each of its views."""
+    import torch
+
+    from whitebox.errors import ConfigError
+    from whitebox.models.trained import submodule
+
+    name = job.options["layer"]
+    layer = submodule(job.trained[0], name)
+    kind = type(layer).__name__
+    if not (callable(getattr(layer, "kernel_views", None)) and callable(getattr(layer, "view_labels", None))):
+        raise ConfigError(f"layer '{name}' is {kind}, which has no kernel_views()/view_labels(); "
+                          f"the kernel_views figure needs a layer with views of its kernel "
+                          f"({KERNEL_VIEW_LAYERS})")
+    with torch.no_grad():
+        views = layer.kernel_views().detach()
+    labels = [str(label) for label in layer.view_labels()]
+    perspective = getattr(layer, "perspective", None)
+    perspective = perspective.detach() if isinstance(perspective, torch.Tensor) else None
+    try:
+        save_kernel_views_figure(
+            views, labels, job.out, n_kernels=job.options["n_kernels"], perspective=perspective,
+            title=f"{job.titled()}: {name} ({kind}) kernels under {len(labels)} views",
+            info={"layer": name, "layer_type": kind, "out_channels": int(views.shape[1]),
+                  "in_channels": int(views.shape[2])})
+    except ValueError as error:
+        raise ConfigError(f"layer '{name}' ({kind}): {error}") from None

@@ -166,3 +166,35 @@ def _draw_patch(ax: plt.Axes, train_images: torch.Tensor | None, source: list[in
     ax.add_patch(Rectangle((cell_left - left - 0.5, cell_top - top - 0.5), cell_width, cell_height,
                            fill=False, edgecolor=colour, linewidth=0.8, linestyle="--"))
     ax.set_xlabel(f"train #{index}" + (" (moved since)" if moved else ""), fontsize=5, labelpad=1)
+
+
+def render_prototype_parts(job) -> None:
+    """The ``prototype_parts`` kind: where the best prototypes' parts match on the first test
+    images, and the training patches they were pushed to."""
+    from whitebox.errors import ConfigError
+    from whitebox.explain.prototypes import prototype_part_matches, push_patch_distances
+    from whitebox.layers.prototypes import PartPrototypes
+
+    model, state = job.trained
+    spec = state["spec"]
+    if not any(isinstance(module, PartPrototypes) for module in model.modules()):
+        raise ConfigError(f"the prototype_parts figure needs a prototype network (model: "
+                          f"prototype_network); experiment '{spec['name']}' uses '{spec['model']}'")
+    n_images = job.options["n_images"]
+    # The training split in its stored order: push_source indexes it as training did.
+    data = job.prepared()
+    images = data.test.images[:n_images].float() / 255
+    try:
+        matches = prototype_part_matches(model, images, job.options["n_prototypes"])
+    except ValueError as error:
+        raise ConfigError(f"experiment '{spec['name']}': {error}") from None
+    if matches.pushed.any() and int(matches.push_source[..., 0].max()) >= len(data.train):
+        raise ConfigError(f"{job.model} was pushed to training image "
+                          f"{int(matches.push_source[..., 0].max())} but {job.data} has "
+                          f"{len(data.train)} training images; pass the dataset the model was trained on")
+    save_prototype_parts(images, data.test.labels[:n_images].tolist(), matches,
+                         list(state["classes"]), job.out, train_images=data.train.images,
+                         title=f"{job.titled()}: prototype parts",
+                         info={"experiment": spec["name"],
+                               "requested_prototypes": job.options["n_prototypes"]},
+                         push_distances=push_patch_distances(model, data.train.images, matches))

@@ -109,3 +109,38 @@ def save_noise_gradient_figure(gradients: torch.Tensor, unit_names: Sequence[str
     shown = to_display(gradients.detach().float().cpu())
     rows = list(zip(unit_names, shown, strict=True))
     _labelled_rows(rows, ncols=gradients.shape[1], path=path, title=title)
+
+
+def render_slots(job) -> None:
+    """The ``slots`` kind: an INH model's slots as images, by class."""
+    from whitebox.errors import ConfigError
+    from whitebox.layers.base import growing_layers
+    from whitebox.models.trained import image_shape
+
+    model, state = job.trained
+    layers = growing_layers(model)
+    if not layers:
+        raise ConfigError("the slots figure needs an INH model (model: inh)")
+    save_slot_figure(layers[0].weight.detach(), layers[0].slot_labels, state["classes"],
+                     image_shape(state), job.out, max_per_class=job.options["max_per_class"])
+
+
+def render_noise_gradients(job) -> None:
+    """The ``noise_gradients`` kind: chosen units of one or several layers on Gaussian noise."""
+    from whitebox.errors import ConfigError
+    from whitebox.explain.noise import unit_gradients_on_noise
+    from whitebox.figures.kinds import noise_gradient_rows
+    from whitebox.models.trained import image_shape, submodule
+
+    model, state = job.trained
+    gradients, labels = [], []
+    for layer, units in noise_gradient_rows(job.options):
+        submodule(model, layer)
+        try:
+            gradients.append(unit_gradients_on_noise(model, layer, units, job.options["n_samples"],
+                                                     image_shape(state)))
+        except IndexError as error:
+            raise ConfigError(str(error)) from None
+        labels += [f"{layer} unit {u}" for u in units]
+    save_noise_gradient_figure(torch.cat(gradients), labels, job.out,
+                               title=f"{job.titled()}: gradients on Gaussian noise")

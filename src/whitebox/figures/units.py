@@ -92,3 +92,39 @@ def save_unit_grid_figure(rows: Sequence[UnitGridRow], path: Path, ncols: int = 
     if title:
         fig.suptitle(title, fontsize=10)
     save_figure(fig, path, info=info)
+
+
+def render_unit_grid(job) -> None:
+    """The ``unit_grid`` kind: every unit of a layer on one noise image, by class block; the
+    ``compare`` model below it."""
+    from whitebox.errors import ConfigError
+    from whitebox.explain.noise import all_unit_gradients_on_noise, count_units
+    from whitebox.models.trained import image_shape, submodule
+
+    options = job.options
+    models = [(job.model, job.trained, options["layer"], job.titled())]
+    if job.compare is not None:
+        models.append((job.compare, job.compared, options.get("compare_layer") or options["layer"],
+                       job.compare_title or job.compared[1]["spec"]["name"]))
+    rows, described, first_shape = [], [], None
+    for path, (model, state), layer_name, title in models:
+        submodule(model, layer_name)
+        shape = image_shape(state)
+        if first_shape is not None and shape != first_shape:
+            raise ConfigError(f"{path} takes {shape} images but {job.model} takes {first_shape}; "
+                              "compare models trained on the same dataset")
+        first_shape = shape
+        classes = list(state["classes"])
+        try:
+            n_units = count_units(model, layer_name, shape)
+            unit_class_blocks(n_units, len(classes))
+        except ValueError as error:
+            raise ConfigError(f"layer '{layer_name}' of {path}: {error}") from None
+        gradients = all_unit_gradients_on_noise(model, layer_name, shape, seed=options["noise_seed"])
+        rows.append(UnitGridRow(title, gradients, classes))
+        described.append({"experiment": state["spec"]["name"], "title": title, "layer": layer_name,
+                          "n_units": n_units, "units_per_class": n_units // len(classes),
+                          "classes": classes})
+    save_unit_grid_figure(rows, job.out, info={"noise_seed": options["noise_seed"], "rows": described},
+                          title=f"gradients of every unit on one Gaussian-noise image "
+                                f"(noise seed {options['noise_seed']})")

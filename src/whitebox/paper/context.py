@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from whitebox.config import FIGURE_KINDS, noise_gradient_rows
+from whitebox.figures.kinds import FIGURE_KINDS, noise_gradient_rows
 from whitebox.paper.claims import (
     METRIC_NAMES,
     claims_table,
@@ -64,21 +64,17 @@ METRICS_KEYS = (
     "versions",
     "spec",
 )
-SPEC_KEYS = (
-    "name",
-    "dataset",
-    "base_dataset",
-    "source",
-    "model",
-    "training",
-    "title",
-    "log_entry",
-    "reported",
-    "figures",
-)
+SPEC_KEYS = ("name", "dataset", "base_dataset", "source", "model", "training")
+# What config.yaml says about an experiment beyond its run spec (whitebox.config.presentation).
+PRESENTATION_DEFAULTS = {"title": "", "log_entry": "", "family": None, "family_title": "",
+                         "finding": None, "reported": {}, "figures": {}, "evaluations": []}
 NUMBER_KEYS = ("test_accuracy", "wall_time_s", "n_parameters", "epochs", "seed")
 INH_NUMBER_KEYS = ("slots", "compression")  # only in the metrics of models with INH slots
 INFO_FIGURE_KINDS = ("unit_grid", "kernel_views", "prototype_parts")  # captions use figure_info
+# Kinds figures.tex.j2 has a block of its own for; any other kind gets a generic figure whose
+# caption is its declaration's (whitebox.figures.kinds).
+TEMPLATED_FIGURE_KINDS = ("gradients", "filters", "slots", "slot_update", "noise_gradients",
+                          "unit_grid", "kernel_views", "prototype_parts")
 # Experiments on this base dataset have their own paper section (\cubfigures), not \mainfigures.
 CUB_DATASET = "cub200"
 
@@ -232,20 +228,23 @@ def _optional_stat(runs: list[dict], key: str) -> Stat | None:
     return stat(values) if values else None
 
 
-def _reported_number(spec: dict, key: str) -> float | None:
-    value = spec["reported"].get(key)
+def _reported_number(shown: dict, key: str) -> float | None:
+    value = shown["reported"].get(key)
     return None if value is None else float(value)
 
 
 def summarize_experiment(
-    name: str, group: list[tuple[Path, dict]], figures: dict[str, Path], paper_dir: Path
+    name: str, group: list[tuple[Path, dict]], figures: dict[str, Path], paper_dir: Path,
+    shown: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything the templates show about one experiment, from its seeds' metrics and the
-    evaluation files next to them."""
+    """Everything the templates show about one experiment, from its seeds' metrics, the
+    evaluation files next to them and ``shown``, its presentation in config.yaml (title,
+    family, finding, reported numbers, figure options; see PRESENTATION_DEFAULTS)."""
     group = sorted(group, key=lambda item: item[1]["seed"])
     runs = [metrics for _, metrics in group]
     first_path, first = group[0]
     spec = first["spec"]
+    shown = {**PRESENTATION_DEFAULTS, **(shown or {})}
     hashes = _unique(m["config_hash"] for m in runs)
     if len(hashes) > 1:
         raise PaperInputError(
@@ -254,7 +253,7 @@ def summarize_experiment(
         )
     accuracies = [float(m["test_accuracy"]) for m in runs]
     mean, std = _mean_std(accuracies)
-    reported = spec["reported"].get("test_accuracy")
+    reported = shown["reported"].get("test_accuracy")
     unknown_kinds = sorted(set(figures) - set(FIGURE_KINDS))
     if unknown_kinds:
         raise PaperInputError(
@@ -267,7 +266,7 @@ def summarize_experiment(
         name, [load_gradient_metrics(path, m) for path, m in group])
     slots = _optional_stat(runs, "slots")
     parameters = [int(m["n_parameters"]) for m in runs]
-    figure_spec = dict(spec["figures"])
+    figure_spec = dict(shown["figures"])
     if "slot_update" in figure_spec:
         figure_spec["slot_update"] = {"protocol": SLOT_UPDATE_FIGURE_PROTOCOL,
                                       **(figure_spec["slot_update"] or {})}
@@ -279,11 +278,11 @@ def summarize_experiment(
     return {
         "name": name,
         "macro": macro_name(name),
-        "title": spec["title"] or name,
-        "log_entry": spec["log_entry"],
-        "family": spec.get("family"),
-        "family_title": spec.get("family_title") or spec.get("family") or "",
-        "finding": spec.get("finding"),
+        "title": shown["title"] or name,
+        "log_entry": shown["log_entry"],
+        "family": shown["family"],
+        "family_title": shown["family_title"] or shown["family"] or "",
+        "finding": shown["finding"],
         # GumbelConv2d layers: their parameter count next to the Conv2d each replaces.
         "gumbel_layers": first.get("gumbel_layers", {}),
         "dataset": first["dataset"],
@@ -314,8 +313,8 @@ def summarize_experiment(
         "is_inh": slots is not None,
         "slots": slots,
         "compression": _optional_stat(runs, "compression"),
-        "reported_slots": _reported_number(spec, "slots"),
-        "reported_compression": _reported_number(spec, "compression"),
+        "reported_slots": _reported_number(shown, "slots"),
+        "reported_compression": _reported_number(shown, "compression"),
         "evaluations": evaluations,
         "gradient_metrics": gradient_metrics,
         "wall_time_mean": statistics.fmean(float(m["wall_time_s"]) for m in runs),
@@ -338,8 +337,12 @@ def summarize_experiment(
         ],
         "figures": {
             kind: relative_figure_path(png, paper_dir)
-            for kind, png in sorted(figures.items(), key=lambda item: FIGURE_KINDS.index(item[0]))
+            for kind, png in sorted(figures.items(), key=lambda item: list(FIGURE_KINDS).index(item[0]))
         },
+        # Kinds without a block of their own in figures.tex.j2: their declared caption.
+        "generic_figures": [{"kind": kind, "path": relative_figure_path(png, paper_dir),
+                             "caption": FIGURE_KINDS[kind].caption}
+                            for kind, png in figures.items() if kind not in TEMPLATED_FIGURE_KINDS],
         # What the unit_grid, kernel_views and prototype_parts figures say they show.
         "figure_info": {kind: figure_info(png) for kind, png in figures.items()
                         if kind in INFO_FIGURE_KINDS},
@@ -465,9 +468,15 @@ def slot_update_drops(experiments: list[dict[str, Any]]) -> list[dict[str, Any]]
 
 def build_context(
     metrics_paths: list[Path], figures: dict[str, dict[str, Path]], paper_dir: Path,
-    claims: dict[str, Any] | None = None,
+    claims: dict[str, Any] | None = None, presentation: dict[str, dict] | None = None,
 ) -> dict[str, Any]:
     """The template context: one summary per experiment plus global provenance and flags.
+
+    ``presentation`` is config.yaml's view of each experiment, ``{name: {title, family,
+    family_title, finding, reported, figures, evaluations, log_entry}}``
+    (whitebox.config.presentation): the paper reads it from config, not from the results, so
+    retitling an experiment never asks for retraining. Experiments it leaves out are shown
+    under their names.
 
     ``figures`` maps experiment name → {kind → png path}, kinds from FIGURE_KINDS; the
     evaluation and gradient-metrics files are found next to the metrics files; ``claims`` is
@@ -485,7 +494,8 @@ def build_context(
             f"known: {', '.join(groups)}"
         )
     experiments = [
-        summarize_experiment(name, group, figures.get(name, {}), Path(paper_dir))
+        summarize_experiment(name, group, figures.get(name, {}), Path(paper_dir),
+                             (presentation or {}).get(name))
         for name, group in groups.items()
     ]
     macros = [e["macro"] for e in experiments]

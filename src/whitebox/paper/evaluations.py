@@ -22,12 +22,13 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from whitebox.evaluation.kinds import EVALUATION_KINDS
+from whitebox.figures.kinds import FIGURE_KINDS
 from whitebox.paper.errors import PaperInputError
 
-EVALUATION_KINDS = ("slot_update", "ood", "attacks", "class_incremental")
-SLOT_UPDATE_PROTOCOLS = ("revealed", "revealed+predicted")
-# `python -m whitebox slot-update-curve` plots this protocol unless --protocol says otherwise.
-SLOT_UPDATE_FIGURE_PROTOCOL = "revealed+predicted"
+SLOT_UPDATE_PROTOCOLS = tuple(FIGURE_KINDS["slot_update"].options["protocol"]["enum"])
+# The slot_update figure plots this protocol unless its options say otherwise.
+SLOT_UPDATE_FIGURE_PROTOCOL = FIGURE_KINDS["slot_update"].options["protocol"]["default"]
 EVALUATION_KEYS = ("evaluation", "experiment", "seed", "config_hash", "result")
 
 # Readable names of the OOD sets ``whitebox evaluate --kind ood`` writes.

@@ -1,0 +1,42 @@
+"""Every extra evaluation kind of a trained model, declared once: what computes it and what
+it reads. ``<run dir>/<kind>.json`` holds its result.
+
+The config schema's list of evaluations, the workflow's wildcard constraint and inputs, and
+the choices of ``whitebox evaluate --kind`` come from this table. A kind's function takes an
+``EvaluationJob`` (``whitebox.evaluation.job``) and returns the JSON-able result.
+
+Pure Python (no torch): the Snakefile reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EvaluationKind:
+    """``run`` is ``module:function``; ``inh_only``: the kind needs an INH model;
+    ``extra_data``: base datasets whose prepared tensors it also reads."""
+
+    run: str
+    description: str
+    inh_only: bool = True
+    extra_data: tuple[str, ...] = ()
+
+
+EVALUATION_KINDS: dict[str, EvaluationKind] = {
+    "slot_update": EvaluationKind(
+        run="whitebox.evaluation.slot_update:evaluate",
+        description="continual learning: cover the unmatched half of the test set with new slots"),
+    "ood": EvaluationKind(
+        run="whitebox.evaluation.ood:evaluate",
+        description="unmatched inputs: Gaussian and uniform noise, greyscale CIFAR-10 crops",
+        extra_data=("cifar10",)),
+    "attacks": EvaluationKind(
+        run="whitebox.evaluation.attacks:evaluate",
+        description="accuracy under L-infinity PGD (and the share an INH model flags)",
+        inh_only=False),
+    "class_incremental": EvaluationKind(
+        run="whitebox.evaluation.ood:evaluate_class_incremental",
+        description="classes left out of training: are they left unmatched?"),
+}
