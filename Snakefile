@@ -9,6 +9,7 @@ from pathlib import Path
 WHITEBOX_ROOT = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(WHITEBOX_ROOT))
 
+from whitebox import worker
 from whitebox.config import ConfigError, validate_config
 
 
@@ -40,11 +41,32 @@ include: "workflow/rules/paper.smk"
 report: "workflow/report/workflow.rst"
 
 
+# Jobs run on this machine (all of them, or the localrules under a cluster executor) share one
+# warm worker process (whitebox.worker): each command is a fork of a process that has torch
+# imported already, instead of a fresh interpreter per job.
+WORKERS = []
+
+
+onstart:
+    if not workflow.remote_exec:
+        WORKERS.append(worker.start())
+
+
+onsuccess:
+    for process in WORKERS:
+        worker.stop(process)
+
+
+onerror:
+    for process in WORKERS:
+        worker.stop(process)
+
+
 wildcard_constraints:
     dataset="|".join(config["datasets"]),
     experiment=r"[^/]+",
     seed=r"\d+",
-    evaluation="slot_update|ood|attacks|class_incremental",
+    evaluation="|".join(EVALUATION_KINDS),
 
 
 # Cheap or network-bound steps run on the submit host, not as cluster jobs. Gradient metrics
@@ -56,6 +78,7 @@ localrules:
     gradient_metrics,
     paper_generated,
     paper_pdf,
+    presentation,
     summary_tables,
 
 

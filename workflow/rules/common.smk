@@ -1,37 +1,57 @@
-# Helpers shared by all rules (specs of experiments and the paths they imply).
+# Helpers shared by all rules: run specs, code digests and the paths they imply.
+#
+# A job reruns when its outputs are missing or its params change. Its params are exactly what
+# decides its result: for training the run spec (RunSpec: dataset, model, model_args,
+# training, pretrained weights) and the digest of the code the command runs (by content, see
+# whitebox.code_identity), never titles, findings or figure options, and no absolute paths, so
+# a workspace copied or moved elsewhere reruns nothing.
 
 import json
 import re
 import shlex
+import sys
 
+from whitebox.cli import command_module
+from whitebox.code_identity import code_digest, model_modules
 from whitebox.config import (
+    ConfigError,
     experiment_spec,
     figure_files,
     gpu_request,
     gradient_metric_options,
     job_resources,
-    noise_gradient_rows,
+    presentation,
 )
-
-WHITEBOX_SRC = Path(workflow.basedir) / "src" / "whitebox"
-# Modules every command may import (the CLI, config, file helpers, provenance).
-CORE_SOURCES = ["__init__.py", "__main__.py", "cli.py", "config.py", "io.py", "provenance.py"]
-
+from whitebox.evaluation.kinds import EVALUATION_KINDS
+from whitebox.figures.kinds import COMPARE, DATA, FIGURE_KINDS, SLOT_UPDATE
 
 # Every figure config asks for: {"results/<dataset>/<file>.png": (experiment, kind)}.
 FIGURES = figure_files(config)
-
-
-def library_sources(*rooms):
-    """Source files of the library rooms a rule runs, so editing them reruns the rule."""
-    files = [WHITEBOX_SRC / name for name in CORE_SOURCES]
-    for room in rooms:
-        files.extend(sorted((WHITEBOX_SRC / room).rglob("*.py")))
-    return [str(path) for path in files]
+SPECS = {name: experiment_spec(config, name) for name in config["experiments"]}
 
 
 def spec(experiment):
-    return experiment_spec(config, experiment)
+    """The run spec of ``experiment``; an unknown name (a mistyped target path) stops the
+    workflow with one line listing the valid ones."""
+    if experiment not in SPECS:
+        sys.exit(f"whitebox: unknown experiment '{experiment}'; valid: {', '.join(sorted(SPECS))}")
+    return SPECS[experiment]
+
+
+def command_code(command, *modules, experiment=None):
+    """Digest of the code ``python -m whitebox <command>`` runs: the command's module and what
+    it imports, ``modules`` it loads by name (a figure's renderer, an evaluation), and the
+    modules of the experiment's model."""
+    roots = ["whitebox.__main__", command_module(command), *modules]
+    if experiment is not None:
+        run = spec(experiment)
+        roots += model_modules(run.model, run.model_args)
+    return code_digest(roots)
+
+
+def code_module(target):
+    """``whitebox.figures.grids`` of ``whitebox.figures.grids:render_gradients``."""
+    return target.partition(":")[0]
 
 
 def resources_of(group):
@@ -61,12 +81,10 @@ def run_dir(experiment, seed):
     return f"results/{spec(experiment).dataset}/{experiment}/seed{seed}"
 
 
-def all_metrics():
-    return [
-        f"{run_dir(name, seed)}/metrics.json"
-        for name in config["experiments"]
-        for seed in config["seeds"]
-    ]
+def all_runs(name_in_run):
+    """``<run dir>/<name_in_run>`` of every experiment x seed."""
+    return [f"{run_dir(name, seed)}/{name_in_run}" for name in config["experiments"]
+            for seed in config["seeds"]]
 
 
 def all_evaluations():
@@ -76,15 +94,6 @@ def all_evaluations():
         for name, entry in config["experiments"].items()
         for seed in config["seeds"]
         for evaluation in entry["evaluations"]
-    ]
-
-
-def all_gradient_metrics():
-    """The gradient_metrics.json of every run (each experiment x seed)."""
-    return [
-        f"{run_dir(name, seed)}/gradient_metrics.json"
-        for name in config["experiments"]
-        for seed in config["seeds"]
     ]
 
 
@@ -104,12 +113,10 @@ def claims_json():
     return json.dumps(config["claims"], sort_keys=True)
 
 
-def figure_paths():
-    """{experiment: {kind: png}} for every figure the config asks for."""
-    paths = {}
-    for png, (name, kind) in FIGURES.items():
-        paths.setdefault(name, {})[kind] = png
-    return paths
+def presentation_json():
+    """What the paper says about each experiment beyond its results (titles, families,
+    findings, reported numbers, figure options), from config.yaml: see config.presentation."""
+    return json.dumps(presentation(config), sort_keys=True)
 
 
 def figure_names(kind):
@@ -126,89 +133,86 @@ def figure_entry(wildcards):
     return FIGURES[f"results/{wildcards.dataset}/{wildcards.figure}.png"]
 
 
-def figure_args(paths):
-    return " ".join(
-        f"--figure {name}:{kind}={png}"
-        for name, kinds in paths.items()
-        for kind, png in kinds.items()
-    )
+def figure_args(figures):
+    return " ".join(f"--figure {name}:{kind}={png}" for png, (name, kind) in figures.items())
 
 
 def prepared_data(wildcards):
     """The prepared tensors of the experiment's base dataset (checks the path's dataset)."""
     experiment = spec(wildcards.experiment)
     if experiment.dataset != wildcards.dataset:
-        raise ValueError(
-            f"experiment '{wildcards.experiment}' uses dataset '{experiment.dataset}', "
-            f"not '{wildcards.dataset}'"
-        )
+        sys.exit(f"whitebox: experiment '{wildcards.experiment}' uses dataset "
+                 f"'{experiment.dataset}', not '{wildcards.dataset}'")
     return f"data/{experiment.base_dataset}/tensors.pt"
 
 
-def ood_images(wildcards):
-    """Out-of-distribution evaluation also shows the model greyscale crops of CIFAR-10."""
-    return "data/cifar10/tensors.pt" if wildcards.evaluation == "ood" else []
+def evaluation_inputs(wildcards):
+    """The model, its prepared data and the other datasets the evaluation kind reads."""
+    kind = EVALUATION_KINDS[wildcards.evaluation]
+    return {
+        "model": f"results/{wildcards.dataset}/{wildcards.experiment}/seed{wildcards.seed}/model.pt",
+        "data": prepared_data(wildcards),
+        "extra": [f"data/{dataset}/tensors.pt" for dataset in kind.extra_data],
+    }
+
+
+def evaluation_code(wildcards):
+    kind = EVALUATION_KINDS[wildcards.evaluation]
+    return command_code("evaluate", code_module(kind.run), experiment=wildcards.experiment)
 
 
 def mirror_option(wildcards):
-    """``--mirror DIR`` when config sets data_mirror, else nothing."""
+    """``--mirror DIR`` (as config gives it: relative to the workspace) when config sets
+    data_mirror, else nothing."""
     mirror = config["data_mirror"]
-    return f"--mirror {shlex.quote(str(Path(mirror).expanduser().resolve()))}" if mirror else ""
+    return f"--mirror {shlex.quote(str(mirror))}" if mirror else ""
 
 
-def first_seed_run(wildcards):
-    """The run directory of the first seed of the figure's experiment."""
-    return run_dir(figure_entry(wildcards)[0], config["seeds"][0])
+def first_seed_run(experiment):
+    """The run directory of the first seed of ``experiment``."""
+    return run_dir(experiment, config["seeds"][0])
 
 
-def first_seed_model(wildcards):
-    return f"{first_seed_run(wildcards)}/model.pt"
-
-
-def figure_data(wildcards):
-    """The prepared tensors of the figure's experiment."""
-    return f"data/{spec(figure_entry(wildcards)[0]).base_dataset}/tensors.pt"
-
-
-def figure_option(wildcards, key):
+def figure_inputs(wildcards):
+    """What a figure reads: the first-seed model of its experiment, and what its kind declares
+    (the prepared data, a compared experiment's model, the slot_update evaluation)."""
     experiment, kind = figure_entry(wildcards)
-    return config["experiments"][experiment]["figures"][kind][key]
+    declared = FIGURE_KINDS[kind]
+    options = config["experiments"][experiment]["figures"][kind]
+    inputs = {}
+    if declared.needs_model():
+        inputs["model"] = f"{first_seed_run(experiment)}/model.pt"
+    if DATA in declared.inputs:
+        inputs["data"] = f"data/{spec(experiment).base_dataset}/tensors.pt"
+    if COMPARE in declared.inputs and options.get("compare"):
+        inputs["compare"] = f"{first_seed_run(options['compare'])}/model.pt"
+    if SLOT_UPDATE in declared.inputs:
+        inputs["evaluation"] = f"{first_seed_run(experiment)}/slot_update.json"
+    return inputs
 
 
-def noise_gradient_args(wildcards):
-    """``--layer L --units U ...`` once per layer of a noise_gradients figure."""
+def figure_command_args(wildcards, input):
+    """The options of ``whitebox figure KIND``: its inputs, titles and the kind's options."""
     experiment, kind = figure_entry(wildcards)
-    rows = noise_gradient_rows(config["experiments"][experiment]["figures"][kind])
-    return " ".join(
-        f"--layer {shlex.quote(layer)} --units {' '.join(str(u) for u in units)}"
-        for layer, units in rows
-    )
+    shown = presentation(config)
+    options = config["experiments"][experiment]["figures"][kind]
+    args = []
+    for name in ("model", "data", "evaluation"):
+        if name in input.keys():
+            args += [f"--{name}", input[name]]
+    if "model" in input.keys():
+        args += ["--title", shown[experiment]["title"]]
+    if "compare" in input.keys():
+        args += ["--compare-model", input.compare, "--compare-title",
+                 shown[options["compare"]]["title"]]
+    args += ["--options", json.dumps(options, sort_keys=True)]
+    return shlex.join(args)
 
 
-def unit_grid_compare_model(wildcards):
-    """The first-seed model of the experiment a unit_grid figure compares with (or none)."""
-    compare = figure_option_or(wildcards, "compare", None)
-    return [f"{run_dir(compare, config['seeds'][0])}/model.pt"] if compare else []
-
-
-def unit_grid_compare_args(wildcards):
-    """``--compare-model M --compare-layer L`` when the unit_grid figure compares, else nothing."""
-    models = unit_grid_compare_model(wildcards)
-    if not models:
-        return ""
-    layer = figure_option_or(wildcards, "compare_layer", None) or figure_option(wildcards, "layer")
-    return f"--compare-model {shlex.quote(models[0])} --compare-layer {shlex.quote(layer)}"
-
-
-def figure_option_or(wildcards, key, default):
-    """A figure option the schema gives no default (e.g. unit_grid's compare), or ``default``."""
+def figure_code(wildcards):
     experiment, kind = figure_entry(wildcards)
-    return config["experiments"][experiment]["figures"][kind].get(key, default)
+    return command_code("figure", code_module(FIGURE_KINDS[kind].render), experiment=experiment)
 
 
 PAPER_TEMPLATES = sorted(Path(workflow.basedir, "paper", "templates").glob("*.tex.j2"))
 GENERATED = [f"paper/generated/{t.name.removesuffix('.j2')}" for t in PAPER_TEMPLATES]
-
-
-def all_figures():
-    return [png for kinds in figure_paths().values() for png in kinds.values()]

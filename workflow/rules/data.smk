@@ -4,8 +4,6 @@
 rule prepare_dataset:
     output:
         "data/{dataset}/tensors.pt",
-    input:
-        code=library_sources("data"),
     log:
         "logs/prepare_dataset/{dataset}.log",
     benchmark:
@@ -13,6 +11,7 @@ rule prepare_dataset:
     params:
         source=lambda wildcards: json.dumps(config["datasets"][wildcards.dataset]),
         mirror=mirror_option,
+        code=command_code("prepare-data"),
     threads: 4
     resources:
         **resources_of("prepare_dataset"),
@@ -21,6 +20,4 @@ rule prepare_dataset:
     shell:
         "python -m whitebox prepare-data --dataset {wildcards.dataset} --source {params.source:q}"
         " --root data/{wildcards.dataset} --out {output} --workers {threads}"
-        " {params.mirror}"
-        ""
-        " > {log} 2>&1"
+        " {params.mirror} > {log} 2>&1"

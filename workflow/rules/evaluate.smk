@@ -1,20 +1,21 @@
 # Extra evaluations of one trained model (one seed): <evaluation>.json next to its metrics.
+# The kinds, what computes them and what they read: whitebox.evaluation.kinds.
 
 
 rule evaluate:
     output:
         "results/{dataset}/{experiment}/seed{seed}/{evaluation}.json",
     input:
-        model="results/{dataset}/{experiment}/seed{seed}/model.pt",
-        data=prepared_data,
-        ood=ood_images,
-        code=library_sources("data", "layers", "models", "evaluation"),
+        unpack(evaluation_inputs),
     log:
         "logs/evaluate/{dataset}/{experiment}/seed{seed}/{evaluation}.log",
     benchmark:
         "logs/benchmarks/evaluate/{dataset}/{experiment}/seed{seed}/{evaluation}.tsv"
     params:
-        ood=lambda wildcards, input: f"--ood-data {input.ood}" if input.ood else "",
+        extra=lambda wildcards, input: " ".join(
+            f"--extra-data {Path(path).parent.name}={path}" for path in input.extra
+        ),
+        code=evaluation_code,
     threads: 2
     resources:
         **resources_of("evaluate"),
@@ -22,7 +23,7 @@ rule evaluate:
         "../envs/whitebox.yaml"
     shell:
         "python -m whitebox evaluate --kind {wildcards.evaluation} --model {input.model}"
-        " --data {input.data} {params.ood} --seed {wildcards.seed}"
+        " --data {input.data} {params.extra} --seed {wildcards.seed}"
         " --threads {threads} --out {output}"
         " > {log} 2>&1"
 
@@ -35,7 +36,6 @@ rule gradient_metrics:
         model="results/{dataset}/{experiment}/seed{seed}/model.pt",
         twin=random_label_twin_model,
         data=prepared_data,
-        code=library_sources("data", "layers", "models", "explain"),
     log:
         "logs/gradient_metrics/{dataset}/{experiment}/seed{seed}.log",
     benchmark:
@@ -43,6 +43,7 @@ rule gradient_metrics:
     params:
         twin=lambda wildcards, input: f"--twin {input.twin}" if input.twin else "",
         settings=gradient_metric_args(),
+        code=lambda wildcards: command_code("gradient-metrics", experiment=wildcards.experiment),
     threads: 1
     resources:
         **resources_of("evaluate"),

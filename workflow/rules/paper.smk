@@ -1,15 +1,31 @@
 # Fill the paper's templates from result files, then build paper/main.pdf with latexmk.
 
+
+# What config.yaml says about each experiment beyond its run (titles, families, findings,
+# reported numbers, figure options): the paper's and the tables' presentation. Written here
+# (no process start), so that editing it reruns the paper rules and never training.
+rule presentation:
+    output:
+        "results/summary/presentation.json",
+    log:
+        "logs/paper/presentation.log",
+    params:
+        presentation=presentation_json(),
+    run:
+        Path(output[0]).write_text(f"{params.presentation}\n")
+        Path(log[0]).write_text(f"wrote {output[0]}\n")
+
+
 rule paper_generated:
     output:
         GENERATED,
     input:
-        metrics=all_metrics(),
+        metrics=all_runs("metrics.json"),
         evaluations=all_evaluations(),
-        gradient_metrics=all_gradient_metrics(),
-        figures=all_figures(),
+        gradient_metrics=all_runs("gradient_metrics.json"),
+        figures=list(FIGURES),
         templates=[str(t) for t in PAPER_TEMPLATES],
-        code=library_sources("paper"),
+        presentation=rules.presentation.output[0],
     log:
         "logs/paper/generated.log",
     benchmark:
@@ -17,13 +33,14 @@ rule paper_generated:
     resources:
         **resources_of("paper"),
     params:
-        figures=figure_args(figure_paths()),
+        figures=figure_args(FIGURES),
         claims=claims_json(),
+        code=command_code("paper"),
     conda:
         "../envs/whitebox.yaml"
     shell:
         "python -m whitebox paper --metrics {input.metrics} {params.figures}"
-        " --claims {params.claims:q}"
+        " --claims {params.claims:q} --presentation {input.presentation}"
         " --templates paper/templates --out paper/generated --paper-dir paper"
         " > {log} 2>&1"
 
@@ -35,7 +52,7 @@ rule paper_pdf:
         main="paper/main.tex",
         bib="paper/references.bib",
         generated=GENERATED,
-        figures=all_figures(),
+        figures=list(FIGURES),
     log:
         "logs/paper/latexmk.log",
     benchmark:
@@ -63,19 +80,21 @@ rule summary_tables:
             caption="../report/claims_table.rst",
         ),
     input:
-        metrics=all_metrics(),
+        metrics=all_runs("metrics.json"),
         evaluations=all_evaluations(),
-        gradient_metrics=all_gradient_metrics(),
-        code=library_sources("paper"),
+        gradient_metrics=all_runs("gradient_metrics.json"),
+        presentation=rules.presentation.output[0],
     log:
         "logs/paper/summary_tables.log",
     resources:
         **resources_of("paper"),
     params:
         claims=claims_json(),
+        code=command_code("summary"),
     conda:
         "../envs/whitebox.yaml"
     shell:
         "python -m whitebox summary --metrics {input.metrics} --claims {params.claims:q}"
+        " --presentation {input.presentation}"
         " --out-experiments {output.experiments} --out-claims {output.claims}"
         " > {log} 2>&1"

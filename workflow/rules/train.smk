@@ -1,5 +1,6 @@
 # Train one experiment for one seed: model.pt, train_log.csv, metrics.json.
-# An epoch checkpoint next to them lets a killed job resume where it stopped.
+# An epoch checkpoint next to them lets a killed job resume where it stopped. The job's
+# identity is its params: the run spec and the digest of the training code (common.smk).
 
 
 rule train:
@@ -9,13 +10,13 @@ rule train:
         metrics="results/{dataset}/{experiment}/seed{seed}/metrics.json",
     input:
         data=prepared_data,
-        code=library_sources("data", "layers", "models", "training", "evaluation"),
     log:
         "logs/train/{dataset}/{experiment}/seed{seed}.log",
     benchmark:
         "logs/benchmarks/train/{dataset}/{experiment}/seed{seed}.tsv"
     params:
         spec=lambda wildcards: spec(wildcards.experiment).to_json(),
+        code=lambda wildcards: command_code("train", experiment=wildcards.experiment),
         device=config["device"],
         out_dir=lambda wildcards, output: str(Path(output.metrics).parent),
         mirror=mirror_option,
