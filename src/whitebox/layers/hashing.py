@@ -34,6 +34,28 @@ from whitebox.layers.set_cover import greedy_set_cover
 EMPTY_CLASS_SCORE = -2.0  # below any margin (cosine similarities lie in [-1, 1])
 
 
+def similarities(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``(n, d), (m, d) -> (n, m)`` dot products (cosine similarities of unit rows), each entry
+    the same number however it is computed: whatever the other rows in the batch, the order of
+    the operands, the thread count or the BLAS kernel.
+
+    A float32 GEMM sums its products in an order that depends on its blocking (the thread count,
+    the matrix shapes), so the same pair can differ in the last bit between two products. INH
+    turns such bits into decisions: a slot's threshold sits ``eps`` above its hardest negative,
+    so that negative's margins to all slots it is hardest for tie at ``-eps`` up to rounding, and
+    the max pooling's winner (the slot its gradient moves), growth and pruning follow the last
+    bit. Products of float32 numbers are exact in float64 and the float64 sum errs far below a
+    float32 ulp, so the float32 rounding of the float64 product is the same number in every case
+    (unless the float64 sum's own rounding error straddles a float32 rounding boundary, which is
+    rare). About 2-3x the cost of the float32 product on a CPU. On a GPU, where results are not
+    promised bit for bit and float64 is slow on most cards, it is the plain product.
+    Differentiable; the result has ``a``'s dtype.
+    """
+    if a.device.type != "cpu":
+        return a @ b.t()
+    return (a.double() @ b.double().t()).to(a.dtype)
+
+
 def precision_thresholds(similarity: torch.Tensor, slot_labels: torch.Tensor,
                          labels: torch.Tensor, eps: float = 1e-4,
                          floor: float = 0.0) -> torch.Tensor:
@@ -171,7 +193,7 @@ class IncrementalNeuralHashing(GrowingLayer):
         if labels is not None:
             self._check_labels(labels, x)
             self._grow(unit.detach(), labels)
-        similarity = unit @ self.weight.t()
+        similarity = similarities(unit, self.weight)
         if labels is not None and self.training_thresholds == "batch":
             thresholds = precision_thresholds(similarity, self.slot_labels, labels)
         else:
@@ -185,7 +207,7 @@ class IncrementalNeuralHashing(GrowingLayer):
     @torch.no_grad()
     def slot_margins(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, slots)`` similarity minus running threshold (>= 0: the slot matches)."""
-        return F.normalize(self._flatten(x), dim=1) @ self.weight.t() - self.thresholds
+        return similarities(F.normalize(self._flatten(x), dim=1), self.weight) - self.thresholds
 
     @torch.no_grad()
     def best_margin(self, x: torch.Tensor) -> torch.Tensor:
@@ -210,8 +232,8 @@ class IncrementalNeuralHashing(GrowingLayer):
             F.normalize(self._flatten(reference[0]), dim=1), reference[1])
         cand_unit, cand_labels = (unit, labels) if candidates is None else (
             F.normalize(self._flatten(candidates[0]), dim=1), candidates[1])
-        thresholds = precision_thresholds(ref_unit @ cand_unit.t(), cand_labels, ref_labels)
-        similarity = cand_unit @ unit.t()  # (candidate, input to cover)
+        thresholds = precision_thresholds(similarities(ref_unit, cand_unit), cand_labels, ref_labels)
+        similarity = similarities(cand_unit, unit)  # (candidate, input to cover)
         same_label = cand_labels.view(-1, 1) == labels.view(1, -1)
         coverage = (similarity >= thresholds.view(-1, 1)) & same_label
         chosen = greedy_set_cover(coverage)
@@ -240,7 +262,7 @@ class IncrementalNeuralHashing(GrowingLayer):
     def _grow(self, unit: torch.Tensor, labels: torch.Tensor) -> None:
         """Append slots for the examples no slot of their own class matches."""
         if self.n_slots:
-            similarity = unit @ self.weight.t()
+            similarity = similarities(unit, self.weight)
             thresholds = (precision_thresholds(similarity, self.slot_labels, labels)
                           if self.training_thresholds == "batch" else self.thresholds)
             own = labels.view(-1, 1) == self.slot_labels.view(1, -1)
