@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.invariance import ratios_to, timed_group
@@ -114,10 +113,15 @@ def cub_variants(config: dict) -> dict[str, tuple[str, dict]]:
 def joint_phase(model: nn.Module) -> None:
     """Put every Phased module into its state of a late epoch (e.g. ProtoPNet's joint training,
     backbone trainable), the phase most epochs of a run spend in."""
-    from whitebox.layers.base import phased_modules
+    training_hooks(model).start_epoch(JOINT_EPOCH, JOINT_EPOCH + 1)
 
-    for module in phased_modules(model):
-        module.start_epoch(JOINT_EPOCH, JOINT_EPOCH + 1)
+
+def training_hooks(model: nn.Module):
+    """What ``fit`` adds to training for this model (default settings): its TrainingHooks."""
+    from whitebox.training.hooks import Hooks
+    from whitebox.training.settings import TrainSettings
+
+    return Hooks(model, TrainSettings())
 
 
 def build_model(model_name: str, model_args: dict, image_size: int, device: torch.device,
@@ -137,12 +141,9 @@ def build_model(model_name: str, model_args: dict, image_size: int, device: torc
 
 def make_optimizer(model: nn.Module, lr: float = LR) -> torch.optim.Optimizer:
     """Adam over the parameter groups ``fit`` builds (the Phased modules' ``lr_scale`` applied)."""
-    from whitebox.layers.base import growing_layers, phased_modules
-    from whitebox.training.loop import parameter_groups
     from whitebox.training.schedule import make_optimizer as named_optimizer
 
-    optimizer = named_optimizer(parameter_groups(model, growing_layers(model), phased_modules(model)),
-                                name="adam", lr=lr)
+    optimizer = named_optimizer(training_hooks(model).parameter_groups(model), name="adam", lr=lr)
     for group in optimizer.param_groups:
         group["lr"] = lr * group.get("lr_scale", 1.0)
     return optimizer
@@ -152,23 +153,16 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch
                labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One training step as ``fit`` takes it on ``images`` (uint8, on the model's device); returns
     the (detached) loss."""
-    from whitebox.layers.base import phased_modules, regularize
     from whitebox.training.augment import augment_batch
 
-    device = images.device
+    hooks = training_hooks(model)
     batch = images.float().div_(255)
     batch = augment_batch(batch.contiguous(memory_format=torch.channels_last), ["hflip"], generator)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        logits = model(batch)
-        loss = F.cross_entropy(logits.float(), labels)
-        for module in phased_modules(model):
-            extra = module.auxiliary_loss(labels)
-            if extra is not None:
-                loss = loss + extra.float()
+    _, loss, _ = hooks.loss(model, batch, labels, label_smoothing=0.0)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    regularize(model)
+    hooks.after_step(1.0)
     return loss.detach()
 
 

@@ -79,7 +79,7 @@ def experiment_cost(spec, data, n_full_train: int, settings: dict, rounds: int =
 
     threads = torch.get_num_threads()
     train_settings = TrainSettings(**{**spec.training, "epochs": 1})
-    epochs = spec.training.get("epochs", TrainSettings.epochs)
+    epochs = TrainSettings.from_config(spec.training).epochs
     n_classes = len(data.classes)
     try:
         torch.set_num_threads(stages.THREADS)

@@ -220,7 +220,7 @@ def timed_epochs(model: nn.Module, dataset, settings, rounds: int) -> tuple[list
 def stage_epoch(spec, dataset, n_classes: int, n_full_train: int, n_full_test: int, rounds: int,
                 source: str) -> Measurement:
     """Seconds per training epoch of one experiment on the CPU, scaled to its full train split."""
-    from whitebox.evaluation import predict
+    from whitebox.evaluation.accuracy import predict
     from whitebox.training import TrainSettings
 
     settings = TrainSettings(**{**spec.training, "epochs": 1})

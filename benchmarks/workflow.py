@@ -2,8 +2,8 @@
 
 The copy comes from the integration tests' ``make_workspace``, so the developer's data/,
 results/ and paper/ are never touched. Order: the smoke DAG from scratch, then a dry run
-of the full config (default config.yaml, not the smoke profile), then a no-op rerun of
-the smoke DAG.
+of the full config (default config.yaml, not the smoke profile), a no-op rerun of the
+smoke DAG, and what the warm worker saves a command on start-up.
 """
 
 from __future__ import annotations
@@ -61,9 +61,9 @@ def full_dry_run(workspace: Path) -> Measurement:
     seconds, result = _timed_snakemake(workspace, "-n", "--cores", "1", "all")
     name = "snakemake -n all (full config)"
     if result.returncode != 0:
-        return Measurement(name, None, "s", "<", 3, note=_failure(result))
+        return Measurement(name, None, "s", "<", 2, note=_failure(result))
     jobs = _planned_jobs(result.stdout + result.stderr)
-    return Measurement(name, seconds, "s", "<", 3, note=f"{jobs} jobs planned")
+    return Measurement(name, seconds, "s", "<", 2, note=f"{jobs} jobs planned")
 
 
 def _planned_jobs(output: str) -> str:
@@ -79,14 +79,44 @@ def noop_rerun(workspace: Path, smoke_ok: bool) -> Measurement:
     """Wall time of rerunning the finished smoke DAG: the fixed cost of every edit-and-rerun."""
     name = "make smoke again (nothing to do)"
     if not smoke_ok:
-        return Measurement(name, None, "s", "<", 5, note="skipped: the smoke run failed")
+        return Measurement(name, None, "s", "<", 3, note="skipped: the smoke run failed")
     seconds, result = _timed_snakemake(workspace, *SMOKE)
     if result.returncode != 0:
-        return Measurement(name, None, "s", "<", 5, note=_failure(result))
+        return Measurement(name, None, "s", "<", 3, note=_failure(result))
     if NOTHING_TO_DO not in result.stdout + result.stderr:
-        return Measurement(name, None, "s", "<", 5,
+        return Measurement(name, None, "s", "<", 3,
                            note=f"ran jobs again ({seconds:.1f} s); expected a no-op")
-    return Measurement(name, seconds, "s", "<", 5, note="nothing to be done")
+    return Measurement(name, seconds, "s", "<", 3, note="nothing to be done")
+
+
+def command_start(workspace: Path, rounds: int = 5) -> Measurement:
+    """A command through the warm worker vs the same command in a fresh interpreter (best of
+    ``rounds`` each): what each job of the DAG saves on start-up."""
+    import os
+    import sys
+
+    from whitebox import worker
+
+    env = {**os.environ, "PYTHONPATH": str(workspace / "src")}
+    command = [sys.executable, "-m", "whitebox", "figure", "gradients", "--help"]
+
+    def best(environment: dict) -> float:
+        times = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            subprocess.run(command, env=environment, check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    fresh = best({**env, worker.DISABLE_VARIABLE: "1"})
+    process = worker.start()
+    try:
+        best({**env, **os.environ})  # the first request waits for the worker's imports
+        warm = best({**env, **os.environ})
+    finally:
+        worker.stop(process)
+    return Measurement("command start: worker / fresh process", warm / fresh, "x", "<", 0.2,
+                       note=f"{warm * 1000:.0f} ms vs {fresh * 1000:.0f} ms")
 
 
 def measure() -> list[Measurement]:
@@ -96,4 +126,5 @@ def measure() -> list[Measurement]:
         smoke = smoke_run(workspace)
         dry = full_dry_run(workspace)
         noop = noop_rerun(workspace, smoke_ok=smoke.value is not None)
-    return [smoke, dry, noop]
+        start = command_start(workspace)
+    return [smoke, dry, noop, start]

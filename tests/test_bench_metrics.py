@@ -13,8 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.*
 
 from benchmarks import metrics  # noqa: E402
 from benchmarks.report import Measurement  # noqa: E402
-from whitebox.config import ExperimentSpec  # noqa: E402
 from whitebox.data import make_synthetic  # noqa: E402
+from whitebox.spec import RunSpec  # noqa: E402
 
 CONFIG = {
     "datasets": {"cifar10": {"source": "torchvision"},
@@ -33,8 +33,8 @@ KEYS = {"experiment", "metric_s", "epoch_s", "epochs", "ratio", "metric_timed_s"
         "n_timed", "n_full_train", "twin", "n_images", "n_noise", "n_classes_used", "settings"}
 
 
-def spec(name: str, model: str, epochs: int, **model_args) -> ExperimentSpec:
-    return ExperimentSpec(name=name, dataset="tiny", base_dataset="tiny", source={}, classes=None,
+def spec(name: str, model: str, epochs: int, **model_args) -> RunSpec:
+    return RunSpec(name=name, dataset="tiny", base_dataset="tiny", source={}, classes=None,
                           model=model, model_args=model_args,
                           training={"epochs": epochs, "batch_size": 32})
 
@@ -60,14 +60,14 @@ def test_cost_ratio_is_metric_over_all_epochs():
 
 
 def test_full_train_size_of_cifar_subsets_and_of_loaded_data():
-    cifar2 = ExperimentSpec(name="d", dataset="cifar2", base_dataset="cifar10", source={},
+    cifar2 = RunSpec(name="d", dataset="cifar2", base_dataset="cifar10", source={},
                             classes=["airplane", "automobile"], model="directional")
     assert metrics.full_train_size(CONFIG, cifar2, base=None) == 10_000
     digits = make_synthetic("mnist", ["0", "1", "2"], channels=1, train_per_class=5, test_per_class=1)
-    mnist = ExperimentSpec(name="m", dataset="mnist", base_dataset="mnist", source={}, classes=None,
+    mnist = RunSpec(name="m", dataset="mnist", base_dataset="mnist", source={}, classes=None,
                            model="mlp")
     assert metrics.full_train_size(CONFIG, mnist, digits) == 15
-    subset = ExperimentSpec(**{**mnist.__dict__, "classes": ["0", "2"]})
+    subset = RunSpec(**{**mnist.__dict__, "classes": ["0", "2"]})
     assert metrics.full_train_size(CONFIG, subset, digits) == 10
 
 

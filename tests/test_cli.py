@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 
+import pytest
 import torchvision
 
 from tests.conftest import REPO, one_error_line
 from whitebox.cli import main
-from whitebox.config import experiment_spec, gradient_metric_settings, load_config
+from whitebox.cli.evaluate import gradient_metric_settings
+from whitebox.config import experiment_spec, load_config
 from whitebox.models import model_names
 
 
@@ -58,12 +63,12 @@ def test_unknown_layer_for_filters_lists_layers(tmp_path, capsys):
     assert main(["train", "--spec", spec.to_json(), "--seed", "0", "--data", str(data),
                  "--out-dir", str(tmp_path / "run")]) == 0
     capsys.readouterr()
-    status = main(["filters", "--model", str(tmp_path / "run" / "model.pt"), "--layer", "conv9",
+    status = main(["figure", "filters", "--model", str(tmp_path / "run" / "model.pt"), "--layer", "conv9",
                    "--out", str(tmp_path / "f.png")])
     assert status == 1
     assert one_error_line(capsys).endswith("layers with weights: conv1, bn1")
     assert not (tmp_path / "f.png").exists()
-    status = main(["noise-gradients", "--model", str(tmp_path / "run" / "model.pt"),
+    status = main(["figure", "noise_gradients", "--model", str(tmp_path / "run" / "model.pt"),
                    "--layer", "net.conv1", "--units", "500", "--out", str(tmp_path / "n.png")])
     assert status == 1
     assert "500" in one_error_line(capsys)
@@ -72,7 +77,7 @@ def test_unknown_layer_for_filters_lists_layers(tmp_path, capsys):
 
 def test_missing_model_says_how_to_make_it(tmp_path, capsys):
     missing = tmp_path / "results" / "model.pt"
-    status = main(["noise-gradients", "--model", str(missing), "--layer", "net.conv1",
+    status = main(["figure", "noise_gradients", "--model", str(missing), "--layer", "net.conv1",
                    "--units", "0", "--out", str(tmp_path / "n.png")])
     assert status == 1
     assert one_error_line(capsys).endswith(f"no trained model at {missing}; train it first "
@@ -157,3 +162,16 @@ def test_gradient_metrics_writes_its_json_and_refuses_a_twin_of_another_model(tm
     assert "n_noise: 1 is less than the minimum of 2" in line
     assert "max_classes: 1 is less than the minimum of 2" in line
     assert not refused.exists()
+
+
+@pytest.mark.parametrize("command", ["figure", "paper", "summary", "evaluate", "train"])
+def test_a_command_line_is_parsed_without_the_training_stack(command):
+    """Importing the CLI and parsing one command imports neither torch nor the training loop:
+    a command loads its room's stack only when it runs."""
+    code = ("import sys; from whitebox.cli import build_parser; "
+            f"build_parser({command!r}); "
+            "heavy = sorted(m for m in ('torch', 'whitebox.training.loop', 'matplotlib') "
+            "if m in sys.modules); print(heavy)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert result.stdout.strip() == "[]"

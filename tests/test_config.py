@@ -7,7 +7,6 @@ import yaml
 from tests.conftest import REPO
 from whitebox.config import (
     ConfigError,
-    ExperimentSpec,
     base_datasets,
     experiment_spec,
     figure_file,
@@ -15,9 +14,11 @@ from whitebox.config import (
     gpu_request,
     job_resources,
     load_config,
-    noise_gradient_rows,
+    presentation,
     validate_config,
 )
+from whitebox.figures.kinds import noise_gradient_rows
+from whitebox.spec import RunSpec
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def test_spec_resolves_subset_and_base(config):
     assert spec.dataset == "cifar2" and spec.base_dataset == "cifar10"
     assert spec.classes == ["airplane", "automobile"]
     assert spec.source == {"source": "torchvision"}
-    assert ExperimentSpec.from_json(spec.to_json()) == spec
+    assert RunSpec.from_json(spec.to_json()) == spec
 
 
 def test_hash_ignores_display_fields_only(config):
@@ -147,8 +148,9 @@ def test_bad_families_and_findings_are_one_line_errors(config, change, message):
 
 def test_display_fields_do_not_change_the_hash(config):
     spec = experiment_spec(config, "norm_iternorm")
-    assert spec.family == "normalization" and spec.family_title
-    assert spec.finding["than"] == "positive_lenet_cifar3"
+    shown = presentation(config)["norm_iternorm"]
+    assert shown["family"] == "normalization" and shown["family_title"]
+    assert shown["finding"]["than"] == "positive_lenet_cifar3"
     changed = copy.deepcopy(config)
     changed["experiments"]["norm_iternorm"]["finding"]["text"] = "other words"
     assert experiment_spec(changed, "norm_iternorm").config_hash() == spec.config_hash()
@@ -156,7 +158,7 @@ def test_display_fields_do_not_change_the_hash(config):
 
 def test_pretrained_weights_resolve_into_the_spec_and_its_hash(config):
     spec = experiment_spec(config, "cub_bagnet33")
-    assert spec.gpu and spec.pretrained["name"] == "bagnet33_imagenet"
+    assert config["experiments"]["cub_bagnet33"]["gpu"] and spec.pretrained["name"] == "bagnet33_imagenet"
     assert spec.pretrained["file"] == "bagnet32-2ddd53ed.pth.tar"
     assert spec.pretrained["fallback"] == "scratch"
     assert experiment_spec(config, "cub_resnet34").pretrained["fallback"] == "error"

@@ -74,7 +74,7 @@ def test_prototype_network_trains_on_a_fake_cub_tree_with_mirror_weights(cub_set
     assert (sources >= 0).all() and sources.shape == (6, 3, 3)
 
     figure = tmp_path / "parts.png"
-    assert main(["prototype-parts", "--model", str(run / "model.pt"), "--data",
+    assert main(["figure", "prototype_parts", "--model", str(run / "model.pt"), "--data",
                  str(cub_setup["data"]), "--n-images", "2", "--n-prototypes", "2",
                  "--out", str(figure)]) == 0
     assert figure.stat().st_size > 0

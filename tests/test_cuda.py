@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from whitebox.cli import main
-from whitebox.config import ExperimentSpec
 from whitebox.data import load_prepared, prepare_dataset
-from whitebox.evaluation import predict
+from whitebox.evaluation.accuracy import predict
 from whitebox.models import classifier_from_checkpoint
+from whitebox.spec import RunSpec
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
 
@@ -24,8 +24,8 @@ SOURCE = {"source": "synthetic", "classes": ["airplane", "automobile", "bird"],
           "train_per_class": 1000, "test_per_class": 200}
 
 
-def spec(model: str) -> ExperimentSpec:
-    return ExperimentSpec(
+def spec(model: str) -> RunSpec:
+    return RunSpec(
         name=model, dataset="cifar2", base_dataset="cifar10", source=SOURCE,
         classes=["airplane", "automobile"], model=model,
         training={"epochs": 3, "batch_size": 128, "optimizer": {"name": "adam", "lr": 1e-3},
@@ -86,7 +86,7 @@ def test_flexible_part_prototypes_train_push_and_refit_on_cuda(tmp_path):
     source = {"source": "cub", "size": 64}
     data = tmp_path / "tensors.pt"
     prepare_dataset("cub200", source, tmp_path / "cub", data, mirror)
-    flexparts = ExperimentSpec(
+    flexparts = RunSpec(
         name="cub_flexparts_resnet34", dataset="cub200", base_dataset="cub200", source=source,
         classes=None, model="prototype_network",
         model_args={"backbone": "resnet34", "per_class": 2, "parts": 3, "dim": 16,

@@ -9,21 +9,18 @@ import pytest
 import torch
 
 from whitebox.data import build_dataset, mean_std
-from whitebox.evaluation import (
+from whitebox.evaluation.attacks import inh_flags, pgd_linf, robustness_report
+from whitebox.evaluation.ood import (
     auroc,
     best_margins,
     class_incremental_report,
-    continual_slot_update,
+    features_of,
     gaussian_noise,
     grey_crops,
-    inh_flags,
     ood_report,
-    pgd_linf,
-    robustness_report,
     uniform_noise,
 )
-from whitebox.evaluation.ood import features_of
-from whitebox.evaluation.slot_update import curve_steps
+from whitebox.evaluation.slot_update import continual_slot_update, curve_steps
 from whitebox.layers.hashing import precision_thresholds
 from whitebox.layers.set_cover import greedy_set_cover
 from whitebox.models import build_classifier

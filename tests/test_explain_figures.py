@@ -2,8 +2,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from whitebox.explain import class_gradients, to_display
-from whitebox.figures import image_grid, save_filter_grid, save_gradient_figure
+from whitebox.explain.gradients import class_gradients, to_display
+from whitebox.figures.grids import image_grid, save_filter_grid, save_gradient_figure
 from whitebox.models import build_classifier
 
 

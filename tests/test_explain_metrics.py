@@ -5,12 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from whitebox.explain import (
+from whitebox.explain.gradients import class_gradients, target_gradients
+from whitebox.explain.metrics import (
     alignment,
-    class_gradients,
     class_specificity,
     evaluation_set,
-    gaussian_noise,
     gradient_metrics,
     high_frequency_share,
     noise_stability,
@@ -18,8 +17,8 @@ from whitebox.explain import (
     rank_correlation,
     saliency_map,
     sparsity,
-    target_gradients,
 )
+from whitebox.explain.noise import gaussian_noise
 from whitebox.layers import PositiveConv2d
 from whitebox.layers.base import Regularized
 from whitebox.models import build_classifier

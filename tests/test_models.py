@@ -1,8 +1,7 @@
 import pytest
 import torch
-import yaml
 
-from whitebox.config import SCHEMA_PATH
+from whitebox.code_identity import registered_models
 from whitebox.models import build_classifier, build_model, model_names
 
 
@@ -41,6 +40,52 @@ def test_unknown_model_lists_valid_names():
         build_model("resnet", 2, 3)
 
 
-def test_schema_model_names_match_registry():
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    assert schema["$defs"]["experiment"]["properties"]["model"]["enum"] == model_names()
+def test_the_static_registry_scan_finds_every_registered_model():
+    """The workflow checks model names without torch (whitebox.code_identity); it must find
+    exactly the builders the registry imports."""
+    assert sorted(registered_models()) == model_names()
+    assert registered_models()["inh"] == "whitebox.models.hashing"
+
+
+def test_init_weights_runs_once_per_layer(monkeypatch):
+    """Layers initialise themselves in their constructors, and nothing initialises them again
+    (no second draw that would change what a seed gives)."""
+    from whitebox.layers.base import Regularized
+
+    calls: dict[int, int] = {}
+    for cls in {c for c in _subclasses(Regularized) if "init_weights" in vars(c)}:
+        original = vars(cls)["init_weights"]
+
+        def counted(self, original=original):
+            calls[id(self)] = calls.get(id(self), 0) + 1
+            return original(self)
+
+        monkeypatch.setattr(cls, "init_weights", counted)
+    examples = {"conj_disj": {}, "positive_lenet": {}, "augmax_lenet": {"n_units": 30},
+                "invariant_lenet": {"part": "scale"}, "signed_lenet": {}, "parallel_copies": {}}
+    initialising = 0
+    for name, model_args in examples.items():
+        calls.clear()
+        model = build_classifier(name, 3, [0.5] * 3, [0.25] * 3, image_size=32, **model_args)
+        for module in model.modules():
+            if isinstance(module, Regularized) and \
+                    type(module).init_weights is not vars(Regularized)["init_weights"]:
+                assert calls.get(id(module)) == 1, (name, type(module).__name__)
+                initialising += 1
+    assert initialising >= 10  # the examples hold layers of several kinds that initialise
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def test_a_model_module_registers_itself_without_an_import_cycle():
+    """registry.py imports no model module; every model module imports the registry."""
+    from whitebox.code_identity import imported_modules
+
+    assert not {m for m in imported_modules("whitebox.models.registry")
+                if m.startswith("whitebox.models.") and m != "whitebox.models.registry"}
+    for module in set(registered_models().values()):
+        assert "whitebox.models.registry" in imported_modules(module), module

@@ -8,7 +8,7 @@ from torch import nn
 
 from whitebox.data import make_synthetic
 from whitebox.layers import PartPrototypes
-from whitebox.layers.base import phased_modules, regularize
+from whitebox.layers.base import Phased, regularize, training_hooks
 from whitebox.models import build_classifier, build_model
 from whitebox.models.backbones import (
     BACKBONES,
@@ -309,7 +309,7 @@ def test_fit_runs_the_phases(tmp_path):
     model = build_classifier("prototype_network", 3, MEAN, STD, backbone="resnet34", per_class=2,
                              parts=3, dim=8, warmup_epochs=1, push_epochs=(2,), last_layer_epochs=2)
     net = model.net
-    assert phased_modules(model) == [net]
+    assert [m for _, m in training_hooks(model) if isinstance(m, Phased)] == [net]
     initial_last = net.last_layer.weight.detach().clone()
     settings = TrainSettings(epochs=2, batch_size=6, optimizer={"name": "adam", "lr": 1e-3},
                              augment=["hflip"], eval_batch_size=7)

@@ -3,8 +3,14 @@ import torch
 from PIL import Image
 from torch import nn
 
-from whitebox.explain import gaussian_noise, slot_similarity, unit_activations, unit_gradients_on_noise
-from whitebox.figures import save_noise_gradient_figure, save_slot_figure, save_slot_update_curve
+from whitebox.explain.noise import (
+    gaussian_noise,
+    slot_similarity,
+    unit_activations,
+    unit_gradients_on_noise,
+)
+from whitebox.figures.curves import save_slot_update_curve
+from whitebox.figures.slots import save_noise_gradient_figure, save_slot_figure
 from whitebox.models import build_classifier
 
 

@@ -18,12 +18,13 @@ from tests.conftest import REPO, require
 from whitebox.paper import (
     PaperInputError,
     aggregate,
-    build_context,
     format_pct,
     latex_environment,
     latex_escape,
     render_paper,
 )
+from whitebox.paper.context import PRESENTATION_DEFAULTS
+from whitebox.paper.context import build_context as paper_context
 from whitebox.paper.latex import format_seconds, format_stat
 
 TEMPLATES = REPO / "paper" / "templates"
@@ -32,6 +33,21 @@ TEMPLATES = REPO / "paper" / "templates"
 ACCURACIES = {"conj_disj": {0: 90.25, 1: 91.75}, "directional": {0: 93.5, 1: 94.7}}
 TITLES = {"conj_disj": "Conjunction-Disjunction", "directional": "Directional"}
 REPORTED = {"conj_disj": {"test_accuracy": 90.0}, "directional": {}}
+
+
+def build_context(paths, figures, paper_dir, **options):
+    """The paper's context with each experiment's presentation (title, family, finding,
+    reported, figures, ...) given as the workflow gives it, from config: the fake records
+    below carry it next to their run spec (``spec``), where a test can edit it in one place."""
+    if "presentation" not in options:
+        shown = {}
+        for path in paths:
+            record = json.loads(Path(path).read_text()) if Path(path).is_file() else {}
+            spec = record.get("spec", {})
+            shown[record.get("experiment")] = {key: spec[key] for key in PRESENTATION_DEFAULTS
+                                               if key in spec}
+        options["presentation"] = shown
+    return paper_context(paths, figures, paper_dir, **options)
 
 
 def metrics_record(experiment: str, seed: int, accuracy: float, source: dict) -> dict:
@@ -180,7 +196,7 @@ def test_missing_metrics_file_is_one_clear_line(tmp_path):
     assert "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("key", ["test_accuracy", "spec.source.source", "spec.title"])
+@pytest.mark.parametrize("key", ["test_accuracy", "spec.source.source", "spec.model"])
 def test_metrics_file_lacking_a_key_is_rejected(tmp_path, results, key):
     paths, _ = results
     record = json.loads(paths[0].read_text())
@@ -782,3 +798,25 @@ def test_unit_grid_compare_without_metrics_is_one_line(tmp_path):
     conj_disj_only = [p for p in paths if "conj_disj" in str(p)]
     with pytest.raises(PaperInputError, match="compares with 'directional', whose metrics were not"):
         build_context(conj_disj_only, {"conj_disj": figures["conj_disj"]}, tmp_path / "paper")
+
+
+def test_a_figure_kind_without_a_template_block_gets_its_declared_caption(tmp_path, results,
+                                                                         monkeypatch):
+    """A new kind needs no template edit: the paper places it with its declaration's caption."""
+    import whitebox.paper.context as context_module
+    from whitebox.figures.kinds import FIGURE_KINDS, FigureKind
+
+    kinds = {**FIGURE_KINDS, "histogram": FigureKind(
+        render="whitebox.figures.grids:render_gradients", category="Histograms",
+        caption="A histogram of every weight of the first layer.")}
+    monkeypatch.setattr(context_module, "FIGURE_KINDS", kinds)
+    paths, figures = results
+    figures["directional"]["histogram"] = write_png(tmp_path / "histogram.png", (100, 60), (9, 9, 9))
+    context = build_context(paths, figures, tmp_path / "paper")
+    directional = next(e for e in context["experiments"] if e["name"] == "directional")
+    assert directional["generic_figures"] == [{"kind": "histogram", "path": "../histogram.png",
+                                               "caption": kinds["histogram"].caption}]
+    render_paper(TEMPLATES, tmp_path / "generated", context)
+    tex = (tmp_path / "generated" / "figures.tex").read_text()
+    assert "Directional: A histogram of every weight of the first layer." in tex
+    assert "\\label{fig:" in tex and "-histogram}" in tex

@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_paper import TEMPLATES, build_pdf, write_family_results, write_results
-from whitebox.paper import PaperInputError, build_context, render_paper
+from tests.test_paper import (
+    TEMPLATES,
+    build_context,
+    build_pdf,
+    write_family_results,
+    write_results,
+)
+from whitebox.paper import PaperInputError, render_paper
 from whitebox.paper.claims import METRIC_NAMES, evaluate_claim
 
 # Per experiment and seed: alignment and noise stability; the other metrics are fixed.

@@ -12,7 +12,13 @@ import pytest
 import torch
 
 from tests.conftest import one_error_line, png_info
-from tests.test_paper import TEMPLATES, metrics_record, write_png, write_png_with_info
+from tests.test_paper import (
+    TEMPLATES,
+    build_context,
+    metrics_record,
+    write_png,
+    write_png_with_info,
+)
 from whitebox.cli import main
 from whitebox.data import Dataset, Split
 from whitebox.data.dataset import save_dataset
@@ -26,7 +32,7 @@ from whitebox.explain.prototypes import (
 from whitebox.figures.prototypes import save_prototype_parts, short_class_name
 from whitebox.io import save_torch
 from whitebox.models import build_classifier
-from whitebox.paper import build_context, render_paper
+from whitebox.paper import render_paper
 
 CLASSES = ["001.Black_footed_Albatross", "002.Laysan_Albatross", "003.Sooty_Albatross"]
 MODEL_ARGS = {"per_class": 2, "parts": 3, "dim": 16}
@@ -210,7 +216,7 @@ def test_prototype_parts_command_end_to_end(tmp_path):
     path = save_model(tmp_path / "run" / "model.pt", model, "cub_flexparts", "prototype_network",
                       MODEL_ARGS, 64)
     out = tmp_path / "results" / "cub200" / "cub_flexparts_prototype_parts.png"
-    assert main(["prototype-parts", "--model", str(path), "--data", str(tmp_path / "tensors.pt"),
+    assert main(["figure", "prototype_parts", "--model", str(path), "--data", str(tmp_path / "tensors.pt"),
                  "--n-images", "3", "--n-prototypes", "2", "--out", str(out)]) == 0
     info = png_info(out)
     assert (info["n_images"], info["n_prototypes"], info["parts"], info["pushed"]) == (3, 2, 3, True)
@@ -227,14 +233,14 @@ def test_prototype_parts_of_another_model_is_one_line(tmp_path, capsys):
     plain = build_classifier("directional", 3, MEAN, STD, image_size=32)
     path = save_model(tmp_path / "model.pt", plain, "directional", "directional", {}, 32)
     out = tmp_path / "p.png"
-    assert main(["prototype-parts", "--model", str(path), "--data", str(tmp_path / "tensors.pt"),
+    assert main(["figure", "prototype_parts", "--model", str(path), "--data", str(tmp_path / "tensors.pt"),
                  "--out", str(out)]) == 1
     assert one_error_line(capsys).endswith(
         "the prototype_parts figure needs a prototype network (model: prototype_network); "
         "experiment 'directional' uses 'directional'")
-    assert main(["prototype-parts", "--model", str(path), "--data", str(tmp_path / "tensors.pt"),
+    assert main(["figure", "prototype_parts", "--model", str(path), "--data", str(tmp_path / "tensors.pt"),
                  "--n-prototypes", "0", "--out", str(out)]) == 1
-    assert "--n-prototypes must be >= 1" in one_error_line(capsys)
+    assert "n_prototypes: 0 is less than the minimum of 1" in one_error_line(capsys)
     assert not out.exists()
 
 

@@ -184,7 +184,7 @@ def without_time(records):
     ("directional", {"augment": ["hflip", "translate"]}),
     ("gumbel2", {"augment": ["hflip"], "tau": {"start": 1.0, "end": 0.1}}),  # global RNG
     # A growing layer: slots are added at every step and pruned by activation counters that
-    # span the whole epoch (on this data 117 slots after epoch 2, 5 pruned).
+    # span the whole epoch (on this data 125 slots after epoch 2, 5 pruned).
     ("inh", {"model_args": {"lr": 2.0, "training_thresholds": "running"}, "random_labels": True}),
 ])
 def test_sigterm_mid_epoch_checkpoint_resumes_bit_for_bit(tmp_path, name, settings):
@@ -203,7 +203,7 @@ def test_sigterm_mid_epoch_checkpoint_resumes_bit_for_bit(tmp_path, name, settin
     full, full_records = interruptible_run(name, None, **settings)
     assert without_time(resumed_records) == without_time(full_records)
     if name == "inh":
-        assert [(r.slots, r.pruned) for r in full_records] == [(90, 0), (117, 5)]
+        assert [(r.slots, r.pruned) for r in full_records] == [(97, 0), (125, 5)]
     assert resumed.state_dict().keys() == full.state_dict().keys()
     for key, value in full.state_dict().items():
         assert torch.equal(resumed.state_dict()[key], value), key
@@ -274,3 +274,16 @@ def test_repeated_sigterm_is_ignored_a_second_ctrl_c_stops_at_once():
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while already stopping: stop now
     assert signal.getsignal(signal.SIGINT) is before
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_train_settings_are_the_schemas_training_keys_with_its_defaults():
+    from dataclasses import fields
+
+    from whitebox.schema import block, defaults
+    from whitebox.training.settings import TrainSettings
+
+    assert sorted(f.name for f in fields(TrainSettings)) == sorted(block("$defs", "training")["properties"])
+    settings = TrainSettings()
+    for key, value in defaults("$defs", "training").items():
+        assert getattr(settings, key) == value, key
+    assert settings.shuffle_labels is False  # the one key the schema leaves unset

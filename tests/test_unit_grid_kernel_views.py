@@ -10,18 +10,14 @@ import pytest
 import torch
 from torch import nn
 
-import whitebox.cli as cli
+import whitebox.models.trained as trained
 from tests.conftest import one_error_line, png_info
 from whitebox.cli import main
-from whitebox.config import FIGURE_KINDS, ConfigError, figure_files, validate_config
-from whitebox.explain import all_unit_gradients_on_noise, count_units, unit_gradients_on_noise
-from whitebox.figures import (
-    UnitGridRow,
-    save_kernel_views_figure,
-    save_unit_grid_figure,
-    strongest_kernels,
-    unit_class_blocks,
-)
+from whitebox.config import ConfigError, figure_files, validate_config
+from whitebox.explain.noise import all_unit_gradients_on_noise, count_units, unit_gradients_on_noise
+from whitebox.figures.kernels import save_kernel_views_figure, strongest_kernels
+from whitebox.figures.kinds import FIGURE_KINDS
+from whitebox.figures.units import UnitGridRow, save_unit_grid_figure, unit_class_blocks
 from whitebox.io import save_torch
 from whitebox.models import build_classifier
 
@@ -114,8 +110,9 @@ def test_unit_grid_command_draws_both_models(tmp_path):
     model = _checkpoint(tmp_path / "a" / "model.pt", 3, 0, "augmax")
     baseline = _checkpoint(tmp_path / "b" / "model.pt", 3, 1, "baseline")
     out = tmp_path / "aug_module.png"
-    assert main(["unit-grid", "--model", str(model), "--layer", "net.conv2", "--compare-model",
-                 str(baseline), "--compare-layer", "net.amp1", "--noise-seed", "2",
+    assert main(["figure", "unit_grid", "--model", str(model), "--title", "Augmax", "--layer",
+                 "net.conv2", "--compare-model", str(baseline), "--compare-title", "Baseline",
+                 "--compare-layer", "net.amp1", "--noise-seed", "2",
                  "--out", str(out)]) == 0
     info = png_info(out)
     assert info["noise_seed"] == 2
@@ -126,11 +123,11 @@ def test_unit_grid_command_draws_both_models(tmp_path):
 def test_unit_grid_command_errors_are_one_line(tmp_path, capsys):
     two = _checkpoint(tmp_path / "two" / "model.pt", 2, 0, "two")
     out = tmp_path / "u.png"
-    assert main(["unit-grid", "--model", str(two), "--layer", "normalize", "--out", str(out)]) == 1
+    assert main(["figure", "unit_grid", "--model", str(two), "--layer", "normalize", "--out", str(out)]) == 1
     assert "layer 'normalize'" in (line := one_error_line(capsys)) and "3 units do not split into 2" in line
-    assert main(["unit-grid", "--model", str(two), "--layer", "net.nope", "--out", str(out)]) == 1
+    assert main(["figure", "unit_grid", "--model", str(two), "--layer", "net.nope", "--out", str(out)]) == 1
     assert "model has no layer 'net.nope'" in one_error_line(capsys)
-    assert main(["unit-grid", "--model", str(two), "--layer", "net.conv2", "--compare-model",
+    assert main(["figure", "unit_grid", "--model", str(two), "--layer", "net.conv2", "--compare-model",
                  str(tmp_path / "missing.pt"), "--out", str(out)]) == 1
     assert "no trained model at" in one_error_line(capsys)
     assert not out.exists()
@@ -158,9 +155,10 @@ def test_kernel_views_command(tmp_path, monkeypatch, perspective):
     model.add_module("net", nn.Sequential())
     model.net.add_module("conv2", FakeViewConv(perspective))
     state = {"spec": {"title": "Perspective LeNet", "name": "perspective"}}
-    monkeypatch.setattr(cli, "_load_trained", lambda path: (model, state))
+    monkeypatch.setattr(trained, "load_trained", lambda path: (model, state))
     out = tmp_path / "views.png"
-    assert main(["kernel-views", "--model", "m.pt", "--layer", "net.conv2", "--n-kernels", "3",
+    assert main(["figure", "kernel_views", "--model", "m.pt", "--title", "Perspective LeNet",
+                 "--layer", "net.conv2", "--n-kernels", "3",
                  "--out", str(out)]) == 0
     info = png_info(out)
     assert info["layer"] == "net.conv2" and info["layer_type"] == "FakeViewConv"
@@ -170,7 +168,7 @@ def test_kernel_views_command(tmp_path, monkeypatch, perspective):
 
 def test_kernel_views_of_a_plain_convolution_is_one_line(tmp_path, capsys):
     model = _checkpoint(tmp_path / "model.pt", 2, 0, "plain")
-    status = main(["kernel-views", "--model", str(model), "--layer", "net.conv2", "--out",
+    status = main(["figure", "kernel_views", "--model", str(model), "--layer", "net.conv2", "--out",
                    str(tmp_path / "k.png")])
     assert status == 1
     line = one_error_line(capsys)

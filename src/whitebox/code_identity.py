@@ -194,12 +194,6 @@ def _digest(modules: tuple[str, ...]) -> str:
     return digest.hexdigest()[:16]
 
 
-def code_digest(modules: Iterable[str], models: Iterable[str] = ()) -> str:
-    """16 hex digits of the code that ``modules`` run, with the modules of ``models``."""
-    roots = set(modules) | {m for name in models for m in model_modules(name)}
-    return _digest(tuple(sorted(roots)))
-
-
-def source_files(modules: Iterable[str]) -> list[Path]:
-    """The files of ``closure(modules)``, sorted (what a digest covers)."""
-    return sorted(module_file(m) for m in closure(modules))
+def code_digest(modules: Iterable[str]) -> str:
+    """16 hex digits of the code that ``modules`` run (they and what they import)."""
+    return _digest(tuple(sorted(set(modules))))

@@ -18,8 +18,8 @@ import yaml
 
 from tests.conftest import REPO, require
 from tests.integration.workspace import make_workspace, snakemake
-from whitebox.config import ExperimentSpec
 from whitebox.data import prepare_dataset
+from whitebox.spec import RunSpec
 
 pytestmark = pytest.mark.slow
 
@@ -34,8 +34,8 @@ FULL = "no space left on device; free some space or write elsewhere, then rerun"
 READ_ONLY = "read-only file system, the directory is not writable; make it writable or write elsewhere"
 
 
-def tiny_spec() -> ExperimentSpec:
-    return ExperimentSpec(name="tiny_mlp", dataset="tiny", base_dataset="tiny", source=SOURCE,
+def tiny_spec() -> RunSpec:
+    return RunSpec(name="tiny_mlp", dataset="tiny", base_dataset="tiny", source=SOURCE,
                           classes=None, model="mlp", model_args=MODEL_ARGS, training=TRAINING)
 
 
@@ -149,8 +149,9 @@ def test_full_disk_while_saving_a_figure(mountable, data, tmp_path):
     assert train(data, run).returncode == 0
     with tmpfs(tmp_path / "disk", "16k") as disk:  # the gradient grid PNG is about 20 kB
         png = disk / "gradients.png"
-        command = ("gradients", "--model", str(run / "model.pt"), "--data", str(data), "--out", str(png))
-        assert error_line(whitebox(*command), "gradients") == f"cannot write {png}: {FULL}"
+        command = ("figure", "gradients", "--model", str(run / "model.pt"), "--data", str(data),
+                   "--out", str(png))
+        assert error_line(whitebox(*command), "figure") == f"cannot write {png}: {FULL}"
         assert files_under(disk) == set()
         remount(disk, "size=1m")
         assert whitebox(*command).returncode == 0

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from tests.conftest import REPO
-from whitebox.config import ExperimentSpec
 from whitebox.data import prepare_dataset
+from whitebox.spec import RunSpec
 
 pytestmark = pytest.mark.slow
 
@@ -27,9 +27,9 @@ SOURCE = {"source": "synthetic", "classes": ["albatross", "auklet", "bunting"], 
 EPOCHS = 5
 
 
-def prototype_spec() -> ExperimentSpec:
+def prototype_spec() -> RunSpec:
     """Flexible parts on ResNet34: warm-up epoch 1, pushes after epochs 2 and 4."""
-    return ExperimentSpec(
+    return RunSpec(
         name="cub_flexparts_resnet34", dataset="cub200", base_dataset="cub200", source=SOURCE,
         classes=None, model="prototype_network",
         model_args={"backbone": "resnet34", "per_class": 2, "parts": 3, "dim": 16,

@@ -99,12 +99,10 @@ def test_every_cluster_job_went_through_slurm(slurm_run, smoke_run):
     workspace, result = slurm_run
     output = result.stdout + result.stderr
     submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", output)
-    local_rules = {"prepare_dataset", "gradient_metrics", "paper_generated", "paper_pdf",
-                   "summary_tables", "all"}
     stats = output.split("Job stats:")[1].split("total")[0]
     rows = [line.split() for line in stats.splitlines()[3:] if line.strip()]
-    cluster_jobs = sum(int(count) for rule, count in rows if rule not in local_rules)
-    assert cluster_jobs > 60  # training, evaluations and figures of the one-seed smoke DAG
+    cluster_jobs = sum(int(count) for rule, count in rows if rule in ("train", "evaluate"))
+    assert cluster_jobs > 40  # training and evaluations of the one-seed smoke DAG
     assert len(submitted) == len(set(submitted)) == cluster_jobs
 
 

@@ -28,6 +28,8 @@ from whitebox.figures.kinds import COMPARE, DATA, FIGURE_KINDS, SLOT_UPDATE
 # Every figure config asks for: {"results/<dataset>/<file>.png": (experiment, kind)}.
 FIGURES = figure_files(config)
 SPECS = {name: experiment_spec(config, name) for name in config["experiments"]}
+# What the paper and the figures say about each experiment beyond its run (config.presentation).
+SHOWN = presentation(config)
 
 
 def spec(experiment):
@@ -116,7 +118,7 @@ def claims_json():
 def presentation_json():
     """What the paper says about each experiment beyond its results (titles, families,
     findings, reported numbers, figure options), from config.yaml: see config.presentation."""
-    return json.dumps(presentation(config), sort_keys=True)
+    return json.dumps(SHOWN, sort_keys=True)
 
 
 def figure_names(kind):
@@ -191,20 +193,24 @@ def figure_inputs(wildcards):
     return inputs
 
 
-def figure_command_args(wildcards, input):
-    """The options of ``whitebox figure KIND``: its inputs, titles and the kind's options."""
+def figure_command_args(wildcards):
+    """The options of ``whitebox figure KIND``: its inputs, titles and the kind's options.
+
+    Computed from the wildcards alone (not the rule's ``input``): Snakemake records, and
+    reruns the job on a change of, only params that do not read the job's input.
+    """
     experiment, kind = figure_entry(wildcards)
-    shown = presentation(config)
+    inputs = figure_inputs(wildcards)
     options = config["experiments"][experiment]["figures"][kind]
     args = []
     for name in ("model", "data", "evaluation"):
-        if name in input.keys():
-            args += [f"--{name}", input[name]]
-    if "model" in input.keys():
-        args += ["--title", shown[experiment]["title"]]
-    if "compare" in input.keys():
-        args += ["--compare-model", input.compare, "--compare-title",
-                 shown[options["compare"]]["title"]]
+        if name in inputs:
+            args += [f"--{name}", inputs[name]]
+    if "model" in inputs:
+        args += ["--title", SHOWN[experiment]["title"]]
+    if "compare" in inputs:
+        args += ["--compare-model", inputs["compare"], "--compare-title",
+                 SHOWN[options["compare"]]["title"]]
     args += ["--options", json.dumps(options, sort_keys=True)]
     return shlex.join(args)
 
@@ -214,5 +220,7 @@ def figure_code(wildcards):
     return command_code("figure", code_module(FIGURE_KINDS[kind].render), experiment=experiment)
 
 
-PAPER_TEMPLATES = sorted(Path(workflow.basedir, "paper", "templates").glob("*.tex.j2"))
-GENERATED = [f"paper/generated/{t.name.removesuffix('.j2')}" for t in PAPER_TEMPLATES]
+# Relative to the workspace, like every path of a job: a workspace moved elsewhere reruns nothing.
+PAPER_TEMPLATES = [f"paper/templates/{t.name}"
+                   for t in sorted(Path(workflow.basedir, "paper", "templates").glob("*.tex.j2"))]
+GENERATED = [f"paper/generated/{Path(t).name.removesuffix('.j2')}" for t in PAPER_TEMPLATES]

@@ -1,12 +1,15 @@
 # Figures of one trained model (the first seed): one rule per kind of whitebox.figures.kinds,
 # named after it. Each writes results/{dataset}/{figure}.png for the figures of its kind only
-# (see figure_names); the file name comes from config.
+# (see figure_names); the file name comes from config. A figure takes a second or two of CPU,
+# less than a cluster submission costs: under a cluster executor figures run on the submit
+# host (localrule).
 
 for figure_kind, declared in FIGURE_KINDS.items():
 
     rule:
         name:
             figure_kind
+        localrule: True
         wildcard_constraints:
             figure=figure_names(figure_kind),
         output:

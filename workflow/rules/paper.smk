@@ -24,7 +24,7 @@ rule paper_generated:
         evaluations=all_evaluations(),
         gradient_metrics=all_runs("gradient_metrics.json"),
         figures=list(FIGURES),
-        templates=[str(t) for t in PAPER_TEMPLATES],
+        templates=PAPER_TEMPLATES,
         presentation=rules.presentation.output[0],
     log:
         "logs/paper/generated.log",

@@ -23,7 +23,9 @@ def configure(command: str, parser: argparse.ArgumentParser) -> None:
     add_threads(parser)
     parser.add_argument("--out", required=True)
     if command == "evaluate":
-        parser.add_argument("--kind", required=True, choices=list(EVALUATION_KINDS))
+        parser.add_argument("--kind", required=True, choices=list(EVALUATION_KINDS),
+                            help="; ".join(f"{name}: {kind.description}"
+                                           for name, kind in EVALUATION_KINDS.items()))
         parser.add_argument("--extra-data", action="append", default=[], metavar="DATASET=PATH",
                             help="prepared tensors of another base dataset the kind reads "
                                  "(ood: cifar10=data/cifar10/tensors.pt)")

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from whitebox.schema import defaults, settings
 
@@ -38,8 +38,3 @@ class TrainSettings:
         """``training`` (a config entry's block) checked against the schema, defaults filled;
         one-line ConfigError naming the key otherwise (``prefix`` leads its path)."""
         return cls(**settings(TRAINING, training, "config error", prefix))
-
-
-def setting_names() -> list[str]:
-    """The fields of TrainSettings (tests keep them equal to the schema's training keys)."""
-    return [f.name for f in fields(TrainSettings)]
