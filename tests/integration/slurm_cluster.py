@@ -19,6 +19,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import yaml
+
+from tests.conftest import REPO
+
 DAEMONS = ("munged", "slurmctld", "slurmd")
 # What the SLURM profile needs on a machine without sacct (accounting_storage/none).
 STATUS_OPTIONS = ("--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1")
@@ -184,6 +188,8 @@ def slurm_smoke_args(*configfiles: str) -> list[str]:
     (the node has none) and at most the node's CPUs per job. Targets go before these (options
     that take lists would swallow them)."""
     cpus = os.cpu_count() or 1
+    # Training with the smoke profile's threads: the results are compared with a local run's.
+    smoke = yaml.safe_load((REPO / "profiles" / "smoke" / "config.yaml").read_text())
     return ["--profile", "profiles/slurm", "--configfile", "config.yaml", "profiles/smoke/smoke.yaml",
             *configfiles, *STATUS_OPTIONS, "--slurm-no-account", "--set-resources", "train:gpu=0",
-            "--set-threads", f"train={min(2, cpus)}", f"evaluate={min(2, cpus)}"]
+            "--set-threads", f"train={smoke['set-threads']['train']}", f"evaluate={min(2, cpus)}"]

@@ -4,7 +4,8 @@ gives the same results and paper as the local run.
 The cluster is Debian's slurmctld/slurmd/munge, started and stopped by the test as root
 (tests/integration/slurm_cluster.py). This is the CI variant of a cluster run: the node has
 no GPU, so the CUB stage's training jobs ask for none (``--set-resources train:gpu=0``),
-threads are capped at the node's 2 CPUs, and job states come from ``squeue`` (no accounting).
+training takes the smoke profile's threads (its results are compared with the local run's),
+evaluations at most the node's 2 CPUs, and job states come from ``squeue`` (no accounting).
 Everything else, from job submission to the retries, is the profile as users run it.
 """
 
