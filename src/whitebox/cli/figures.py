@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 from pathlib import Path
 
 from whitebox.errors import ConfigError
@@ -25,7 +26,8 @@ TYPES = {"integer": int, "number": float, "string": str}
 def configure(command: str, parser: argparse.ArgumentParser) -> None:
     kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
     for name, kind in FIGURE_KINDS.items():
-        sub = kinds.add_parser(name, help=kind.caption.split(". ")[0], description=kind.caption)
+        first_sentence = re.split(r"(?<=\.)\s+(?=[A-Z])", kind.caption)[0]
+        sub = kinds.add_parser(name, help=first_sentence, description=kind.caption)
         if kind.needs_model():
             sub.add_argument("--model", required=True, help="the experiment's model.pt")
             sub.add_argument("--title", default="", help="the experiment's title (default: its name)")
