@@ -24,6 +24,10 @@ __all__ = ["ConfigError", "RunSpec", "SCHEMA_PATH", "experiment_spec", "load_con
            "validate_config"]
 
 TORCHVISION_DATASETS = ("mnist", "cifar10")
+# What config.yaml says about an experiment beyond its run spec, and the value of each key
+# for an experiment that says nothing (the paper shows it under its name).
+PRESENTATION_DEFAULTS = {"title": "", "log_entry": "", "family": None, "family_title": "",
+                         "finding": None, "reported": {}, "figures": {}, "evaluations": []}
 
 
 def config_schema(schema_path: Path = SCHEMA_PATH) -> dict:
@@ -316,10 +320,9 @@ def presentation(config: dict) -> dict[str, dict]:
     evaluations}}``: what the paper says about each experiment beyond its results, read from
     config (so editing it reruns the paper, never training)."""
     families = config.get("families", {})
-    return {name: {"title": entry.get("title", name), "log_entry": entry.get("log_entry", ""),
-                   "family": entry.get("family"), "family_title": families.get(entry.get("family"), ""),
-                   "finding": copy.deepcopy(entry.get("finding")),
-                   "reported": copy.deepcopy(entry.get("reported", {})),
-                   "figures": copy.deepcopy(entry.get("figures", {})),
-                   "evaluations": list(entry.get("evaluations", []))}
-            for name, entry in config["experiments"].items()}
+    shown = {}
+    for name, entry in config["experiments"].items():
+        given = {key: copy.deepcopy(entry[key]) for key in PRESENTATION_DEFAULTS if key in entry}
+        shown[name] = {**copy.deepcopy(PRESENTATION_DEFAULTS), "title": name, **given,
+                       "family_title": families.get(entry.get("family"), "")}
+    return shown

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from whitebox.config import PRESENTATION_DEFAULTS
 from whitebox.figures.kinds import FIGURE_KINDS, noise_gradient_rows
 from whitebox.paper.claims import (
     METRIC_NAMES,
@@ -65,9 +66,6 @@ METRICS_KEYS = (
     "spec",
 )
 SPEC_KEYS = ("name", "dataset", "base_dataset", "source", "model", "training")
-# What config.yaml says about an experiment beyond its run spec (whitebox.config.presentation).
-PRESENTATION_DEFAULTS = {"title": "", "log_entry": "", "family": None, "family_title": "",
-                         "finding": None, "reported": {}, "figures": {}, "evaluations": []}
 NUMBER_KEYS = ("test_accuracy", "wall_time_s", "n_parameters", "epochs", "seed")
 INH_NUMBER_KEYS = ("slots", "compression")  # only in the metrics of models with INH slots
 INFO_FIGURE_KINDS = ("unit_grid", "kernel_views", "prototype_parts")  # captions use figure_info
