@@ -35,6 +35,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/comparison.smk"
 include: "workflow/rules/paper.smk"
 
 
@@ -87,3 +88,4 @@ rule all:
     input:
         "paper/main.pdf",
         rules.summary_tables.output,
+        COMPARISON_FIGURES,

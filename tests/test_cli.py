@@ -164,7 +164,7 @@ def test_gradient_metrics_writes_its_json_and_refuses_a_twin_of_another_model(tm
     assert not refused.exists()
 
 
-@pytest.mark.parametrize("command", ["figure", "paper", "summary", "evaluate", "train"])
+@pytest.mark.parametrize("command", ["figure", "compare", "paper", "summary", "evaluate", "train"])
 def test_a_command_line_is_parsed_without_the_training_stack(command):
     """Importing the CLI and parsing one command imports neither torch nor the training loop:
     a command loads its room's stack only when it runs."""

@@ -6,12 +6,14 @@ import yaml
 
 from tests.conftest import REPO
 from whitebox.config import (
+    GPU_SKIPPED,
     ConfigError,
     base_datasets,
     experiment_spec,
     figure_file,
     figure_files,
     gpu_request,
+    gradient_comparison_stages,
     job_resources,
     load_config,
     presentation,
@@ -233,7 +235,8 @@ def test_gpu_experiments_skip_must_leave_some_experiment():
     raw = yaml.safe_load((REPO / "config.yaml").read_text())
     raw["experiments"] = {name: entry for name, entry in raw["experiments"].items() if entry.get("gpu")}
     raw["gpu_experiments"] = "skip"
-    raw.pop("claims")  # its claims are about the experiments removed here
+    raw.pop("claims")  # its claims and gradient comparisons are about the experiments removed here
+    raw.pop("gradient_comparison")
     with pytest.raises(ConfigError, match="gpu_experiments: skip leaves no experiment"):
         validate_config(raw)
 
@@ -287,10 +290,34 @@ def test_bad_claims_are_one_line_errors(claim, message):
         validate_config(raw)
 
 
-def test_gpu_experiments_skip_drops_the_claims_about_left_out_stages():
+def test_gpu_experiments_skip_keeps_the_left_out_stages_for_the_paper_as_untested():
     raw = yaml.safe_load((REPO / "config.yaml").read_text())
     raw["gpu_experiments"] = "skip"
-    raw["claims"]["items"].append({"experiment": "cub_bagnet33", "text": "t",
-                                   "metric": "alignment", "relation": "lower", "value": 1})
-    items = validate_config(raw)["claims"]["items"]
-    assert items and all(c["experiment"] != "cub_bagnet33" for c in items)
+    claim = {"experiment": "cub_bagnet33", "text": "t", "metric": "alignment", "relation": "lower",
+             "value": 1}
+    raw["claims"]["items"].append(claim)
+    config = validate_config(raw)
+    assert claim in config["claims"]["items"]  # the claims summary marks it untested
+    shown = presentation(config)
+    assert shown["cub_bagnet33"]["untested"] == GPU_SKIPPED and shown["conj_disj"]["untested"] is None
+
+
+@pytest.mark.parametrize(("stages", "message"), [
+    ({"cifar2": ["nope"]}, "gradient_comparison/stages/cifar2: unknown experiment 'nope'"),
+    ({"cifar2": ["positive_lenet_cifar3"]}, "'positive_lenet_cifar3' trains on cifar3, not cifar2"),
+    ({"cifar7": ["conj_disj"]}, "gradient_comparison/stages/cifar7: unknown dataset 'cifar7'"),
+])
+def test_gradient_comparison_stages_are_experiments_of_their_dataset(stages, message):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["gradient_comparison"]["stages"] = stages
+    with pytest.raises(ConfigError, match=message):
+        validate_config(config)
+
+
+def test_gradient_comparison_leaves_out_stages_that_are_not_run():
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["gpu_experiments"] = "skip"
+    config["gradient_comparison"]["stages"] = {"cifar2": ["conj_disj", "positive_lenet"],
+                                               "cub200": ["cub_resnet34"]}
+    assert gradient_comparison_stages(validate_config(config)) == {
+        "cifar2": ["conj_disj", "positive_lenet"]}

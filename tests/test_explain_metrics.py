@@ -86,9 +86,14 @@ def test_class_specificity_known_answers():
     g = torch.randn(1, 2, *SHAPE)
     torch.testing.assert_close(class_specificity(g.expand(4, 2, *SHAPE)),
                                torch.zeros(2, dtype=torch.float64))
-    torch.testing.assert_close(class_specificity(torch.cat([g, -g])), torch.full((2,), 2.0).double())
+    # two classes with opposite gradients weigh the same pixels: as unspecific as identical ones
+    torch.testing.assert_close(class_specificity(torch.cat([g, -g])), torch.zeros(2).double())
     orthogonal = orthonormal_rows(4, DIM).view(4, 1, *SHAPE)
     torch.testing.assert_close(class_specificity(orthogonal), torch.ones(1, dtype=torch.float64))
+    two_orthogonal = orthonormal_rows(2, DIM).view(2, 1, *SHAPE)
+    torch.testing.assert_close(class_specificity(two_orthogonal), torch.ones(1, dtype=torch.float64))
+    torch.testing.assert_close(class_specificity(torch.cat([g, -2 * g, g])),
+                               torch.zeros(2, dtype=torch.float64))
     # a zero gradient counts cosine 0 with every other
     zero_and_same = torch.cat([torch.zeros_like(g), g, g])
     torch.testing.assert_close(class_specificity(zero_and_same),
@@ -275,7 +280,7 @@ def test_gradient_metrics_on_a_whitebox_model():
         "label_randomisation", "n_images", "n_noise", "n_classes_used"}
     for key in ("alignment", "noise_alignment", "sparsity", "high_frequency_share"):
         assert 0.0 <= result[key] <= 1.0, key
-    assert 0.0 <= result["class_specificity"] <= 2.0
+    assert 0.0 <= result["class_specificity"] <= 1.0
     for key in ("noise_stability", "model_randomisation_mean", "label_randomisation"):
         assert -1.0 <= result[key] <= 1.0, key
     assert len(result["model_randomisation"]) == 3

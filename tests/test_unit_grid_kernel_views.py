@@ -100,7 +100,8 @@ def _checkpoint(path: Path, n_classes: int, seed: int, name: str) -> Path:
     mean, std = [0.5] * 3, [0.25] * 3
     model = build_classifier("directional", n_classes, mean, std, image_size=32)
     classes = ["airplane", "automobile", "bird"][:n_classes]
-    spec = {"name": name, "title": name.title(), "model": "directional", "model_args": {}}
+    spec = {"name": name, "title": name.title(), "model": "directional", "model_args": {},
+            "classes": None}
     save_torch({"state_dict": model.state_dict(), "spec": spec, "classes": classes, "mean": mean,
                 "std": std, "image_size": 32}, path)
     return path

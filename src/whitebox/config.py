@@ -27,7 +27,12 @@ TORCHVISION_DATASETS = ("mnist", "cifar10")
 # What config.yaml says about an experiment beyond its run spec, and the value of each key
 # for an experiment that says nothing (the paper shows it under its name).
 PRESENTATION_DEFAULTS = {"title": "", "log_entry": "", "family": None, "family_title": "",
-                         "finding": None, "reported": {}, "figures": {}, "evaluations": []}
+                         "finding": None, "reported": {}, "figures": {}, "evaluations": [],
+                         "untested": None}
+# The option a claim of these metrics must give (the OOD set, the PGD budget).
+CLAIM_OPTIONS = {"ood_auroc": "set", "pgd_accuracy": "eps"}
+# Why the paper has no results for an experiment that gpu_experiments: skip left out.
+GPU_SKIPPED = "GPU stage skipped (gpu_experiments: skip)"
 
 
 def config_schema(schema_path: Path = SCHEMA_PATH) -> dict:
@@ -95,6 +100,7 @@ def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
     for name, experiment in config["experiments"].items():
         _check_random_label_twin(config, name, experiment)
     _check_claims(config)
+    _check_gradient_comparison(config)
     figure_files(config)  # two figures must not write the same file
     if config["gpu_experiments"] == "skip":
         _drop_gpu_experiments(config)
@@ -128,10 +134,38 @@ def _check_claims(config: dict) -> None:
         for key in ("experiment", "than"):
             if key in claim and claim[key] not in experiments:
                 raise ConfigError(f"{where}/{key}: unknown experiment '{claim[key]}'; valid: {valid}")
+        option = CLAIM_OPTIONS.get(claim["metric"])
+        if option and option not in claim:
+            raise ConfigError(f"{where}: a {claim['metric']} claim needs {option}")
         if "than" not in claim and ("value" not in claim or claim["metric"] == "time_ratio"):
             needs = "than (a time ratio is between two experiments)" \
                 if claim["metric"] == "time_ratio" else "than or value"
             raise ConfigError(f"{where}: '{claim['text']}' needs {needs}")
+
+
+def _check_gradient_comparison(config: dict) -> None:
+    """Every stage of a gradient comparison is an experiment of that dataset."""
+    for dataset, stages in config["gradient_comparison"]["stages"].items():
+        where = f"config error at gradient_comparison/stages/{dataset}"
+        if dataset not in config["datasets"]:
+            raise ConfigError(f"{where}: unknown dataset '{dataset}'; "
+                              f"valid: {', '.join(sorted(config['datasets']))}")
+        for stage in stages:
+            entry = config["experiments"].get(stage)
+            if entry is None:
+                raise ConfigError(f"{where}: unknown experiment '{stage}'; valid: "
+                                  f"{', '.join(sorted(config['experiments']))}")
+            if entry["dataset"] != dataset:
+                raise ConfigError(f"{where}: '{stage}' trains on {entry['dataset']}, not "
+                                  f"{dataset}; list it under {entry['dataset']}")
+
+
+def gradient_comparison_stages(config: dict) -> dict[str, list[str]]:
+    """``{dataset: [experiment, ...]}`` of the gradient comparisons, without the experiments
+    that are not run (gpu_experiments: skip); a dataset left with none is left out."""
+    stages = {dataset: [name for name in names if name in config["experiments"]]
+              for dataset, names in config["gradient_comparison"]["stages"].items()}
+    return {dataset: names for dataset, names in stages.items() if names}
 
 
 def gradient_metric_options(settings: dict) -> list[str]:
@@ -182,14 +216,12 @@ def _drop_gpu_experiments(config: dict) -> None:
                     f"config error at experiments/{name}: it compares with GPU experiment "
                     f"'{other}', which gpu_experiments: skip leaves out"
                 )
-    # Claims about a stage that is left out are left out with it.
-    config["claims"]["items"] = [
-        claim for claim in config["claims"]["items"]
-        if claim["experiment"] not in dropped and claim.get("than") not in dropped]
+    # The paper lists what is left out, and the claims about it, as untested.
     if dropped == set(experiments):
         raise ConfigError("config error at gpu_experiments: skip leaves no experiment (every one "
                           "is marked gpu); use gpu_experiments: run")
     config["experiments"] = {n: e for n, e in experiments.items() if n not in dropped}
+    config["skipped_experiments"] = {n: e for n, e in experiments.items() if n in dropped}
 
 
 def _check_family_and_finding(config: dict, name: str, experiment: dict) -> None:
@@ -317,12 +349,15 @@ def experiment_spec(config: dict, name: str) -> RunSpec:
 
 def presentation(config: dict) -> dict[str, dict]:
     """``{experiment: {title, log_entry, family, family_title, finding, reported, figures,
-    evaluations}}``: what the paper says about each experiment beyond its results, read from
-    config (so editing it reruns the paper, never training)."""
+    evaluations, untested}}``: what the paper says about each experiment beyond its results,
+    read from config (so editing it reruns the paper, never training). Experiments that
+    gpu_experiments: skip left out are there too, with ``untested`` saying why."""
     families = config.get("families", {})
+    skipped = config.get("skipped_experiments", {})
     shown = {}
-    for name, entry in config["experiments"].items():
+    for name, entry in {**config["experiments"], **skipped}.items():
         given = {key: copy.deepcopy(entry[key]) for key in PRESENTATION_DEFAULTS if key in entry}
         shown[name] = {**copy.deepcopy(PRESENTATION_DEFAULTS), "title": name, **given,
-                       "family_title": families.get(entry.get("family"), "")}
+                       "family_title": families.get(entry.get("family"), ""),
+                       "untested": GPU_SKIPPED if name in skipped else None}
     return shown

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 PAPER_JOBS = {"presentation", "paper_generated", "paper_pdf", "summary_tables", "all"}
 FIGURE_RULES = {"gradients", "filters", "slots", "slot_update", "noise_gradients", "unit_grid",
-                "kernel_views", "prototype_parts"}
+                "kernel_views", "prototype_parts", "gradient_comparison"}  # the last: stage titles
 
 
 def experiments_running(workspace: Path, module: str) -> set[str]:

@@ -12,12 +12,14 @@ import shlex
 import sys
 
 from whitebox.cli import command_module
+from whitebox.cli.compare import COMPARISONS
 from whitebox.code_identity import code_digest, model_modules
 from whitebox.config import (
     ConfigError,
     experiment_spec,
     figure_files,
     gpu_request,
+    gradient_comparison_stages,
     gradient_metric_options,
     job_resources,
     presentation,
@@ -218,6 +220,64 @@ def figure_command_args(wildcards):
 def figure_code(wildcards):
     experiment, kind = figure_entry(wildcards)
     return command_code("figure", code_module(FIGURE_KINDS[kind].render), experiment=experiment)
+
+
+# The figures across experiments (comparison.smk).
+# The experiments a gradient comparison draws, per dataset (those not run are left out).
+COMPARED_STAGES = gradient_comparison_stages(config)
+# Controls (trained on shuffled labels) are no points of the accuracy-quality figure.
+CONTROLS = {entry.get("random_label_twin") for entry in config["experiments"].values()} - {None}
+QUALITY_EXPERIMENTS = [name for name in config["experiments"] if name not in CONTROLS]
+
+
+def quality_runs(name_in_run):
+    """``<run dir>/<name_in_run>`` of every seed of every experiment that is not a control."""
+    return [f"{run_dir(name, seed)}/{name_in_run}" for name in QUALITY_EXPERIMENTS
+            for seed in config["seeds"]]
+
+
+def quality_twins_json():
+    """What the accuracy-quality figure reads of config beyond the runs, and only that (so
+    rewording a finding or a claim's margin reruns it not): each experiment's family and
+    finding's ``than``, and the claims that compare with another experiment."""
+    shown = {name: {"family": SHOWN[name]["family"],
+                    "finding": {"than": (SHOWN[name]["finding"] or {}).get("than")}}
+             for name in QUALITY_EXPERIMENTS}
+    claims = [{"experiment": claim["experiment"], "than": claim["than"]}
+              for claim in config["claims"]["items"] if "than" in claim]
+    return {"presentation": json.dumps(shown, sort_keys=True),
+            "claims": json.dumps({"items": claims}, sort_keys=True)}
+
+
+def comparison_options(block):
+    """``--n-images 8 ...``: the numbers of config.yaml's ``block`` as options."""
+    return shlex.join(gradient_metric_options(
+        {key: value for key, value in config[block].items() if key != "stages"}))
+
+
+def compared_models(wildcards):
+    """The first-seed model of every stage compared on the dataset."""
+    return [f"{first_seed_run(name)}/model.pt" for name in COMPARED_STAGES[wildcards.dataset]]
+
+
+def compared_data(wildcards):
+    """The prepared tensors of the compared dataset's base dataset."""
+    return f"data/{spec(COMPARED_STAGES[wildcards.dataset][0]).base_dataset}/tensors.pt"
+
+
+def compared_stage_args(wildcards):
+    """``--stage TITLE MODEL ...`` and ``--data``, from the wildcards alone (see figure_command_args)."""
+    stages = COMPARED_STAGES[wildcards.dataset]
+    args = [part for name in stages
+            for part in ("--stage", SHOWN[name]["title"], f"{first_seed_run(name)}/model.pt")]
+    return shlex.join(args + ["--data", compared_data(wildcards)])
+
+
+def compared_code(wildcards):
+    """The command, its renderer and the model modules of every stage it loads."""
+    models = [module for name in COMPARED_STAGES[wildcards.dataset]
+              for module in model_modules(spec(name).model, spec(name).model_args)]
+    return command_code("compare", code_module(COMPARISONS["gradients"].render), *sorted(set(models)))
 
 
 # Relative to the workspace, like every path of a job: a workspace moved elsewhere reruns nothing.

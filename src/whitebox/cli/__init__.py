@@ -35,6 +35,8 @@ COMMANDS: dict[str, Command] = {
                                 help="alignment, specificity, noise stability, sanity checks -> JSON"),
     "figure": Command("whitebox.cli.figures",
                       help="draw one figure of a trained model (whitebox figure KIND)"),
+    "compare": Command("whitebox.cli.compare",
+                       help="draw one figure across experiments (whitebox compare KIND)"),
     "paper": Command("whitebox.cli.paper", help="render paper templates from result files"),
     "summary": Command("whitebox.cli.paper", help="experiments and claims tables as CSV files"),
 }

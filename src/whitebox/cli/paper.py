@@ -24,6 +24,8 @@ def configure(command: str, parser: argparse.ArgumentParser) -> None:
         parser.set_defaults(run=run_summary)
         return
     parser.add_argument("--figure", action="append", default=[], help="EXPERIMENT:KIND=PATH")
+    parser.add_argument("--comparison-figure", action="append", default=[],
+                        help="accuracy_quality=PATH or gradient_comparison:DATASET=PATH")
     parser.add_argument("--templates", default="paper/templates")
     parser.add_argument("--out", default="paper/generated")
     parser.add_argument("--paper-dir", default="paper", help="figure paths are made relative to it")
@@ -49,12 +51,24 @@ def _presentation(path: str | None) -> dict | None:
         raise ConfigError(f"{path} is not valid JSON: {error}") from None
 
 
-def _context(args: argparse.Namespace, figures: dict, paper_dir: Path) -> dict:
+def _context(args: argparse.Namespace, figures: dict, paper_dir: Path,
+             comparison: dict[str, Path] | None = None) -> dict:
     from whitebox.paper.context import build_context
 
     return build_context([Path(p) for p in args.metrics], figures, paper_dir,
                          claims=_json_option("claims", args.claims),
-                         presentation=_presentation(args.presentation))
+                         presentation=_presentation(args.presentation),
+                         comparison_figures=comparison)
+
+
+def _comparison_figures(items: list[str]) -> dict[str, Path]:
+    figures = {}
+    for item in items:
+        name, _, path = item.partition("=")
+        if not (name and path):
+            raise ConfigError(f"--comparison-figure expects NAME=PATH, got '{item}'")
+        figures[name] = Path(path)
+    return figures
 
 
 def run_paper(args: argparse.Namespace) -> None:
@@ -67,7 +81,9 @@ def run_paper(args: argparse.Namespace) -> None:
         if not (experiment and kind and path):
             raise ConfigError(f"--figure expects EXPERIMENT:KIND=PATH, got '{item}'")
         figures.setdefault(experiment, {})[kind] = Path(path)
-    render_paper(Path(args.templates), Path(args.out), _context(args, figures, Path(args.paper_dir)))
+    render_paper(Path(args.templates), Path(args.out),
+                 _context(args, figures, Path(args.paper_dir),
+                          _comparison_figures(args.comparison_figure)))
 
 
 def run_summary(args: argparse.Namespace) -> None:

@@ -39,4 +39,8 @@ EVALUATION_KINDS: dict[str, EvaluationKind] = {
     "class_incremental": EvaluationKind(
         run="whitebox.evaluation.ood:evaluate_class_incremental",
         description="classes left out of training: are they left unmatched?"),
+    "view_usage": EvaluationKind(
+        run="whitebox.evaluation.view_usage:evaluate",
+        description="layers with a maximum over views: the share of maxima each view wins",
+        inh_only=False),
 }

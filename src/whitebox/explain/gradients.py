@@ -65,3 +65,14 @@ def to_display(gradients: torch.Tensor) -> torch.Tensor:
     span = high - low
     scaled = torch.where(span > 0, (flat - low) / span.clamp_min(1e-12), torch.full_like(flat, 0.5))
     return scaled.view_as(gradients)
+
+
+def to_signed_display(gradients: torch.Tensor) -> torch.Tensor:
+    """Rescale each image's gradient symmetrically around zero to [0, 1]: 0.5 (grey) is a zero
+    gradient, 0 and 1 are the largest magnitude of that image over all its channels and pixels.
+
+    Works on any ``(..., C, H, W)``; an all-zero gradient is all grey.
+    """
+    flat = gradients.flatten(start_dim=-3)
+    scale = flat.abs().amax(dim=-1, keepdim=True).clamp_min(1e-12)
+    return (0.5 + 0.5 * flat / scale).view_as(gradients)

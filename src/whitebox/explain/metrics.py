@@ -60,19 +60,21 @@ def alignment(images: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
 
 
 def class_specificity(gradients: torch.Tensor) -> torch.Tensor:
-    """How much the gradients of K >= 2 classes differ on the same input: ``(N,)`` in [0, 2].
+    """How much the gradients of K >= 2 classes differ on the same input: ``(N,)`` in [0, 1].
 
     ``gradients`` is ``(K, N, C, H, W)`` (as from ``class_gradients``).
-    Formula: ``1 - mean_{k != l} cos(g_k, g_l)`` over ordered pairs of classes; a zero-norm
-    gradient counts cosine 0. Identical gradients give 0, orthogonal ones 1, two opposite 2.
+    Formula: ``1 - mean_{k != l} |cos(g_k, g_l)|`` over pairs of classes; a zero-norm gradient
+    counts cosine 0. Parallel or anti-parallel gradients (they weigh the same pixels, e.g.
+    ``g_1 = -g_2`` of a two-class head) give 0, orthogonal ones (disjoint evidence) 1, so the
+    range and meaning are the same for 2 and for 10 classes.
     Source: the log's "class-specific" criterion; Nie et al. 2018, "A theoretical explanation
     for perplexing behaviors of backpropagation-based visualizations" (ICML), show that
-    class-insensitive maps (guided backprop) fail it. The cosine form is ours.
+    class-insensitive maps (guided backprop) fail it. The absolute-cosine form is ours.
     """
     if gradients.shape[0] < 2:
         raise ValueError("class_specificity needs the gradients of at least 2 classes")
     units = _unit(_flat64(gradients, -3)).transpose(0, 1)  # (N, K, D)
-    return 1.0 - _mean_off_diagonal(units @ units.transpose(1, 2))
+    return 1.0 - _mean_off_diagonal((units @ units.transpose(1, 2)).abs())
 
 
 def noise_stability(gradients: torch.Tensor) -> torch.Tensor:

@@ -92,10 +92,13 @@ FIGURE_KINDS: dict[str, FigureKind] = {
         render="whitebox.figures.kernels:render_kernel_views", category="Kernel views",
         caption="The kernels of an invariance layer with the largest norm (rows) under each of the "
                 "views the layer convolves with (columns). All views of one kernel share one "
-                "colour scale, so differences between columns are the layer's transforms. For a "
-                "layer with learned perspective parameters, the last panel scatters every output "
-                "channel's (p1, p2) per view.",
-        required=("layer",),
+                "colour scale, divided by the kernel's largest absolute weight: non-negative "
+                "kernels on a sequential scale (zero darkest), signed ones in RGB or on a "
+                "diverging scale; differences between columns are the layer's transforms. The "
+                "bars give the share of the layer's maxima (over test images, output channels "
+                "and positions) that each view wins. For a layer with learned perspective "
+                "parameters, the last panel scatters every output channel's (p1, p2) per view.",
+        inputs=(DATA,), required=("layer",),
         options={"layer": {"type": "string", "description": "the invariance layer, e.g. net.conv2"},
                  "n_kernels": {"type": "integer", "minimum": 1, "default": 6}}),
     # The parts of a prototype network.

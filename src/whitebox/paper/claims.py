@@ -7,7 +7,9 @@ are summarised over an experiment's seeds as mean and sample std (:data:`METRIC_
 A claim (config.yaml ``claims.items``, every accuracy ``finding`` with a relation, and
 "reaches the accuracy the log reports" for every stage with a reported accuracy) says
 that an experiment's metric is lower than, higher than or similar to that of another
-experiment (``than``) or a number (``value``). The evidence is the difference d of the
+experiment (``than``) or a number (``value``), or at least (at most) a number the log
+reports. Besides accuracy, time and the gradient metrics, a claim may measure an extra
+evaluation of INH models (:data:`EVALUATION_METRICS`). The evidence is the difference d of the
 means (or d = mean - value) and its seed-to-seed spread s (sqrt of the summed variances;
 the std alone against a value); the verdict is :func:`whitebox.paper.findings.verdict`
 with the claim's margin, by default ``claims.margins[metric]`` for "similar" and 0 for
@@ -29,6 +31,8 @@ from whitebox.paper.findings import DEFAULT_MARGIN, verdict
 
 GRADIENT_METRICS_FILE = "gradient_metrics.json"
 REPORTED_MARGIN = 2.0  # points: "reaches the accuracy the log reports" (claims.margins)
+REPORTED_ACCURACY_CLAIM = "reaches the accuracy the log reports"
+REPORTED_SLOTS_MARGIN = 0.1  # share of the slot count the log reports (claims.margins)
 # The scalar results of gradient_metrics.json the paper shows, with their table labels.
 METRIC_NAMES = {
     "alignment": "alignment",
@@ -40,8 +44,9 @@ METRIC_NAMES = {
     "model_randomisation_mean": "rank corr., randomised layers",
     "label_randomisation": "rank corr., shuffled labels",
 }
-METRIC_LABELS = {"test_accuracy": "test accuracy", "time_ratio": "training time ratio",
-                 **METRIC_NAMES}
+# The pipeline's own checks of its gradients (Adebayo et al.), not claims of the log: the
+# claims summary lists them as a group of their own.
+SANITY_METRICS = ("model_randomisation_mean", "label_randomisation")
 
 
 def load_gradient_metrics(metrics_path: Path, metrics: dict[str, Any]) -> dict[str, Any] | None:
@@ -80,9 +85,79 @@ def _wall_time(experiment: dict[str, Any]) -> Stat:
     return stat([run["wall_time_s"] for run in experiment["runs"]])
 
 
-def _measure(experiment: dict[str, Any], metric: str) -> Stat:
+def _evaluation(experiment: dict[str, Any], kind: str) -> dict[str, Any]:
+    summary = experiment["evaluations"].get(kind)
+    if summary is None:
+        raise PaperInputError(f"claim on '{experiment['name']}' needs its {kind} evaluation; add "
+                              f"{kind} to its evaluations in config.yaml")
+    return summary
+
+
+def _difference_stat(after: Stat, before: Stat) -> Stat:
+    """after - before, seed by seed."""
+    return stat([None if a is None or b is None else a - b
+                 for a, b in zip(after["per_seed"], before["per_seed"], strict=True)])
+
+
+def _slot_update_gain(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
+    """Points of held-out accuracy a slot update adds (protocol ``claim['protocol']``)."""
+    protocols = _evaluation(experiment, "slot_update")["protocols"]
+    name = claim.get("protocol", "revealed")
+    protocol = next((p for p in protocols if p["name"] == name), None)
+    if protocol is None:
+        raise PaperInputError(f"claim '{claim['text']}': no slot-update protocol '{name}'; "
+                              f"valid: {', '.join(p['name'] for p in protocols)}")
+    held_out = protocol["held_out"]
+    return _difference_stat(held_out["after"]["accuracy"], held_out["before"]["accuracy"])
+
+
+def _ood_auroc(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
+    """AUROC of the best slot margin, test set against the OOD set ``claim['set']``."""
+    sets = _evaluation(experiment, "ood")["sets"]
+    entry = next((s for s in sets if s["key"] == claim.get("set")), None)
+    if entry is None:
+        raise PaperInputError(f"claim '{claim['text']}': no OOD set '{claim.get('set')}'; "
+                              f"valid: {', '.join(s['key'] for s in sets)}")
+    return entry["auroc"]
+
+
+def _class_incremental_auroc(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
+    """AUROC of the best slot margin, seen against unseen classes."""
+    return _evaluation(experiment, "class_incremental")["auroc"]
+
+
+def _pgd_accuracy(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
+    """Accuracy (%) under L-infinity PGD at ``claim['eps']``."""
+    attacks = _evaluation(experiment, "attacks")["attacks"]
+    attack = next((a for a in attacks if math.isclose(a["eps"], claim.get("eps", -1.0))), None)
+    if attack is None:
+        raise PaperInputError(f"claim '{claim['text']}': '{experiment['name']}' was not attacked "
+                              f"at eps {claim.get('eps')}; valid: "
+                              f"{', '.join(str(a['eps']) for a in attacks)}")
+    return attack["accuracy"]
+
+
+# Metrics of the extra evaluations: name -> (label, how it is measured from a summary).
+EVALUATION_METRICS = {
+    "slot_update_gain": ("held-out accuracy gain of a slot update", _slot_update_gain),
+    "ood_auroc": ("AUROC, test set vs OOD set", _ood_auroc),
+    "class_incremental_auroc": ("AUROC, seen vs unseen classes", _class_incremental_auroc),
+    "pgd_accuracy": ("accuracy under PGD", _pgd_accuracy),
+}
+METRIC_LABELS = {"test_accuracy": "accuracy", "time_ratio": "training time ratio",
+                 "slots": "slots", **METRIC_NAMES,
+                 **{name: label for name, (label, _) in EVALUATION_METRICS.items()}}
+# Metrics in percent points (one decimal); the others are ratios or scores (two decimals).
+POINT_METRICS = ("test_accuracy", "slot_update_gain", "pgd_accuracy")
+
+
+def _measure(experiment: dict[str, Any], metric: str, claim: dict[str, Any]) -> Stat:
     if metric == "test_accuracy":
         return experiment["accuracy"]
+    if metric == "slots":
+        return experiment["slots"]
+    if metric in EVALUATION_METRICS:
+        return EVALUATION_METRICS[metric][1](experiment, claim)
     metrics = experiment["gradient_metrics"]
     if metrics is None:
         raise PaperInputError(f"claim on '{experiment['name']}' needs its gradient metrics; run "
@@ -121,8 +196,8 @@ def evaluate_claim(claim: dict[str, Any], by_name: dict[str, dict], margins: dic
         measured, difference, spread = _ratio_evidence(experiment, other, value)
         compared = None
     else:
-        measured = _measure(experiment, metric)
-        compared = _measure(other, metric) if other else None
+        measured = _measure(experiment, metric, claim)
+        compared = _measure(other, metric, claim) if other else None
         base = compared["mean"] if compared else float(value)
         difference = measured["mean"] - base
         spread = math.hypot(measured["std"], compared["std"] if compared else 0.0)
@@ -140,31 +215,41 @@ def evaluate_claim(claim: dict[str, Any], by_name: dict[str, dict], margins: dic
         "difference": difference,
         "spread": spread,
         "verdict": verdict(difference, spread, relation, margin),
+        "sanity": metric in SANITY_METRICS,
+        "single_seed": measured["n"] < 2,  # the spread is unknown and counts as 0
+        "points": metric in POINT_METRICS,
     }
+
+
+def claim_margins(claims: dict[str, Any] | None) -> dict[str, float]:
+    """The margins per metric: config.yaml's ``claims.margins`` over the defaults."""
+    return {"test_accuracy": DEFAULT_MARGIN["similar"], "reported_accuracy": REPORTED_MARGIN,
+            "reported_slots": REPORTED_SLOTS_MARGIN, **(claims or {}).get("margins", {})}
 
 
 def claims_table(experiments: list[dict[str, Any]], claims: dict[str, Any] | None
                  ) -> list[dict[str, Any]]:
     """Every testable claim, in experiment order: that an experiment reaches the accuracy the
-    log reports for it (similar within ``margins.reported_accuracy`` points), its accuracy
+    log reports for it (at least that accuracy, within ``margins.reported_accuracy`` points)
+    and keeps to its slot count (at most, within ``margins.reported_slots``), its accuracy
     finding, then its config claims. ``claims`` is config.yaml's block (None: no config
     claims, default margins)."""
     claims = claims or {}
-    margins = {"test_accuracy": DEFAULT_MARGIN["similar"], "reported_accuracy": REPORTED_MARGIN,
-               **claims.get("margins", {})}
+    margins = claim_margins(claims)
     by_name = {e["name"]: e for e in experiments}
-    items = claims.get("items", [])
-    unknown = sorted({c["experiment"] for c in items} - set(by_name))
-    if unknown:
-        raise PaperInputError(f"claims about experiment(s) without results: {', '.join(unknown)}; "
-                              "train them too (or drop the claims)")
+    items = [c for c in claims.get("items", []) if not _missing_experiments(c, by_name)]
     rows = []
     for e in experiments:
         if e["reported"] is not None:
             rows.append(evaluate_claim({
-                "experiment": e["name"], "text": "reaches the test accuracy the log reports",
-                "metric": "test_accuracy", "relation": "similar", "value": e["reported"],
+                "experiment": e["name"], "text": REPORTED_ACCURACY_CLAIM,
+                "metric": "test_accuracy", "relation": "at_least", "value": e["reported"],
                 "margin": margins["reported_accuracy"]}, by_name, margins))
+        if e.get("reported_slots") is not None:
+            rows.append(evaluate_claim({
+                "experiment": e["name"], "text": "needs no more slots than the log reports",
+                "metric": "slots", "relation": "at_most", "value": e["reported_slots"],
+                "margin": margins["reported_slots"] * e["reported_slots"]}, by_name, margins))
         finding = e.get("finding") or {}
         if finding.get("relation"):
             rows.append(evaluate_claim({"experiment": e["name"], "metric": "test_accuracy",
@@ -173,9 +258,13 @@ def claims_table(experiments: list[dict[str, Any]], claims: dict[str, Any] | Non
     return rows
 
 
-def verdict_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
-    """How many claims got each verdict."""
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
-    return counts
+def _missing_experiments(claim: dict[str, Any], by_name: dict[str, dict]) -> list[str]:
+    return [claim[key] for key in ("experiment", "than") if claim.get(key) and claim[key] not in by_name]
+
+
+def untested_claims(claims: dict[str, Any] | None, experiments: list[dict[str, Any]]
+                    ) -> list[dict[str, Any]]:
+    """The config claims that name an experiment without results: ``{claim, missing}``."""
+    by_name = {e["name"]: e for e in experiments}
+    return [{"claim": c, "missing": _missing_experiments(c, by_name)}
+            for c in (claims or {}).get("items", []) if _missing_experiments(c, by_name)]

@@ -30,10 +30,10 @@ from whitebox.config import PRESENTATION_DEFAULTS
 from whitebox.figures.kinds import FIGURE_KINDS, noise_gradient_rows
 from whitebox.paper.claims import (
     METRIC_NAMES,
+    claim_margins,
     claims_table,
     load_gradient_metrics,
     summarize_gradient_metrics,
-    verdict_counts,
 )
 from whitebox.paper.errors import PaperInputError
 from whitebox.paper.evaluations import (
@@ -45,6 +45,7 @@ from whitebox.paper.evaluations import (
 )
 from whitebox.paper.findings import DEFAULT_MARGIN, evaluate_finding, family_tables
 from whitebox.paper.latex import macro_name
+from whitebox.paper.verdicts import FIRST_MODELS, claims_summary, section_of
 
 METRICS_KEYS = (
     "experiment",
@@ -464,9 +465,40 @@ def slot_update_drops(experiments: list[dict[str, Any]]) -> list[dict[str, Any]]
     return drops
 
 
+def comparison_context(figures: dict[str, Path], paper_dir: Path) -> dict[str, Any]:
+    """The comparison figures for the templates: ``accuracy_quality`` ({path} or None) and
+    ``gradient_comparison`` ([{dataset, path}] in the order given)."""
+    unknown = [k for k in figures if k != "accuracy_quality" and not k.startswith("gradient_comparison:")]
+    if unknown:
+        raise PaperInputError(f"unknown comparison figure(s) {', '.join(unknown)}; valid: "
+                              "accuracy_quality, gradient_comparison:<dataset>")
+    frontier = figures.get("accuracy_quality")
+    return {
+        "accuracy_quality": frontier and {"path": relative_figure_path(frontier, paper_dir)},
+        "gradient_comparison": [{"dataset": key.partition(":")[2],
+                                 "path": relative_figure_path(png, paper_dir)}
+                                for key, png in figures.items() if key != "accuracy_quality"],
+    }
+
+
+def cifar_classes(experiments: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many classes the stages on CIFAR-10 images saw: ``stages`` (their number), ``full``
+    (titles of those with all ten) and ``subset_sizes`` (the other class counts, ascending)."""
+    cifar = [e for e in experiments if e["base_dataset"] == "cifar10"]
+    sizes = sorted({len(e["classes"]) for e in cifar})
+    return {"stages": len(cifar), "full": [e["title"] for e in cifar if len(e["classes"]) >= 10],
+            "subset_sizes": [n for n in sizes if n < 10]}
+
+
+def control_experiments(experiments: list[dict[str, Any]]) -> list[str]:
+    """The controls: experiments trained on shuffled labels."""
+    return [e["name"] for e in experiments if e["training"].get("shuffle_labels")]
+
+
 def build_context(
     metrics_paths: list[Path], figures: dict[str, dict[str, Path]], paper_dir: Path,
     claims: dict[str, Any] | None = None, presentation: dict[str, dict] | None = None,
+    comparison_figures: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """The template context: one summary per experiment plus global provenance and flags.
 
@@ -481,6 +513,8 @@ def build_context(
     config.yaml's claims block (items, margins) for the claims table. ``smoke`` is
     true when any experiment trained on synthetic data; the templates then label every
     page and the results table so the PDF cannot pass for real results.
+    ``comparison_figures`` maps ``accuracy_quality`` and ``gradient_comparison:<dataset>`` to
+    the figures that set all stages side by side.
     """
     if not metrics_paths:
         raise PaperInputError("no metrics files given; the paper needs at least one experiment")
@@ -512,8 +546,8 @@ def build_context(
     inh = [e for e in experiments if e["is_inh"]]
     return {
         "experiments": experiments,
-        # Stages outside any family go into the overview table; families get their own.
-        "overview_experiments": [e for e in experiments if not e["family"]],
+        # The first CIFAR-10 models go into the overview table; families and INH have their own.
+        "overview_experiments": [e for e in experiments if section_of(e) == FIRST_MODELS],
         "families": family_tables(experiments),
         "figure_experiments": [e for e in experiments if e["figures"]],
         # Figures of the earlier stages (the Results section), of INH models (its section);
@@ -523,6 +557,9 @@ def build_context(
                                     and not e["family"] and not e["is_cub"]],
         "inh_figure_experiments": [e for e in inh if e["figures"] and not e["is_cub"]],
         "cub_figure_experiments": [e for e in experiments if e["figures"] and e["is_cub"]],
+        # The first prototype_parts figure carries the full caption; the others refer to it.
+        "prototype_caption_owner": next((e["macro"] for e in experiments
+                                         if "prototype_parts" in e["figures"]), None),
         "inh_experiments": inh,
         # INH models and the baselines evaluated beside them (e.g. the MLP under attack).
         "inh_table_experiments": [e for e in experiments if e["is_inh"] or e["evaluations"]],
@@ -537,7 +574,11 @@ def build_context(
         "metric_names": METRIC_NAMES,
         "gradient_metric_experiments": [e for e in experiments if e["gradient_metrics"]],
         "claims": claim_rows,
-        "claim_counts": verdict_counts(claim_rows),
+        "summary": claims_summary(experiments, claim_rows, presentation, claims),
+        "claim_margins": claim_margins(claims),
+        "cifar_classes": cifar_classes(experiments),
+        "comparison": comparison_context(comparison_figures or {}, Path(paper_dir)),
+        "control_experiments": control_experiments(experiments),
         "anchors": anchor_comparisons(experiments),
         "slot_update_drops": slot_update_drops(experiments),
         "smoke": any(e["synthetic"] for e in experiments),

@@ -205,11 +205,43 @@ def summarize_attacks(summary: dict[str, Any], experiment: str) -> dict[str, Any
     }
 
 
+def percent(share: Stat | None) -> Stat | None:
+    """A :data:`Stat` of shares in [0, 1] as one of percentages (None stays None)."""
+    if share is None or share["mean"] is None:
+        return share
+    return {"mean": 100.0 * share["mean"], "std": 100.0 * share["std"], "n": share["n"],
+            "per_seed": [None if v is None else 100.0 * v for v in share["per_seed"]]}
+
+
+def summarize_view_usage(summary: dict[str, Any], experiment: str) -> dict[str, Any]:
+    """Per view layer: each view's share of the maxima, the identity view's and the ties' (in
+    percent), and for learned perspective warps their displacement from the initial values."""
+    _require(summary, ("n_images", "layers"), "view_usage", experiment)
+    layers = []
+    for layer in summary["layers"]:
+        _require(layer, ("layer", "layer_type", "views", "tie_share"), "view_usage", experiment)
+        moved = layer.get("perspective")
+        layers.append({
+            "layer": layer["layer"],
+            "layer_type": layer["layer_type"],
+            "views": [{"label": view["label"], "identity": view["identity"],
+                       "percent": percent(view["share"])} for view in layer["views"]],
+            "identity_percent": percent(layer.get("identity_share")),
+            "tie_percent": percent(layer["tie_share"]),
+            "perspective": None if moved is None else {
+                "spread": moved["spread"]["mean"],
+                "mean_displacement": moved["mean_displacement"],
+                "max_displacement": moved["max_displacement"]},
+        })
+    return {"n_images": summary["n_images"]["mean"], "layers": layers}
+
+
 SUMMARIZERS = {
     "slot_update": summarize_slot_update,
     "ood": summarize_ood,
     "class_incremental": summarize_class_incremental,
     "attacks": summarize_attacks,
+    "view_usage": summarize_view_usage,
 }
 
 

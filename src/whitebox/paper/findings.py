@@ -15,8 +15,11 @@ than: conv_simple}``. The comparison uses the experiments' test accuracies over 
 Verdicts: for ``lower``, *reproduced* when d < -max(m, s), *not reproduced* when d > s,
 else *inconclusive* (the gap is within the noise); ``higher`` mirrors it; for
 ``similar``, *reproduced* when |d| <= m, *not reproduced* when |d| > m + s, else
-inconclusive. A verdict is only as good as the number of seeds:
-with one seed the spread is unknown and counts as 0.
+inconclusive. ``at_least`` (a number the log reports that a stage should reach) is
+*reproduced* when |d| <= m, *reproduced (higher)* when d > m (the stage beats the log),
+*not reproduced* when d < -(m + s), else inconclusive; ``at_most`` mirrors it
+(*reproduced (lower)*). A verdict is only as good as the number of seeds: with one seed
+the spread is unknown and counts as 0.
 
 A finding without ``relation`` is about the pictures (e.g. "noisier gradients"); its
 verdict is *by eye*; config.yaml's claims test such findings with gradient metrics
@@ -33,14 +36,25 @@ from typing import Any
 
 from whitebox.paper.errors import PaperInputError
 
-RELATIONS = ("lower", "higher", "similar")
-DEFAULT_MARGIN = {"lower": 0.0, "higher": 0.0, "similar": 1.0}
+RELATIONS = ("lower", "higher", "similar", "at_least", "at_most")
+DEFAULT_MARGIN = {"lower": 0.0, "higher": 0.0, "similar": 1.0, "at_least": 0.0, "at_most": 0.0}
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
+REPRODUCED_HIGHER, REPRODUCED_LOWER = "reproduced (higher)", "reproduced (lower)"
+# How a relation reads in a sentence: "lower than X", "similar to X", "at least 90".
+RELATION_WORDS = {"lower": "lower than", "higher": "higher than", "similar": "similar to",
+                  "at_least": "at least", "at_most": "at most"}
 BY_EYE = "by eye"  # a finding about the pictures, with no number to test it
 
 
 def verdict(difference: float, spread: float, relation: str, margin: float) -> str:
     """The verdict on a claimed ``relation`` given the measured difference (see module doc)."""
+    if relation in ("at_least", "at_most"):
+        beyond = difference if relation == "at_least" else -difference
+        if abs(difference) <= margin:
+            return REPRODUCED
+        if beyond > margin:
+            return REPRODUCED_HIGHER if relation == "at_least" else REPRODUCED_LOWER
+        return NOT_REPRODUCED if beyond < -(margin + spread) else INCONCLUSIVE
     if relation == "lower":
         difference, relation = -difference, "higher"
     if relation == "higher":
@@ -64,7 +78,8 @@ def evaluate_finding(experiment: dict[str, Any], by_name: dict[str, dict[str, An
     if not finding:
         return None
     if "relation" not in finding:
-        return {"text": finding["text"], "relation": None, "verdict": BY_EYE, "time_ratio": None}
+        return {"text": finding["text"], "relation": None, "verdict": BY_EYE, "time_ratio": None,
+                "single_seed": False}
     other_name = finding["than"]
     if other_name not in by_name:
         raise PaperInputError(
@@ -86,6 +101,7 @@ def evaluate_finding(experiment: dict[str, Any], by_name: dict[str, dict[str, An
         "difference": difference,
         "spread": spread,
         "verdict": verdict(difference, spread, relation, margin),
+        "single_seed": min(experiment["n"], other["n"]) < 2,  # no spread known
         "time_ratio": time_ratio(experiment, other),
     }
 
