@@ -113,6 +113,26 @@ def test_pdf_shows_the_gradient_metrics_and_the_claims(smoke_run):
     assert "No gradient metrics were computed" not in words
 
 
+def _page_texts(pdf: Path) -> list[str]:
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    return [" ".join(page.split()) for page in text.split("\f")]
+
+
+def test_pdf_answers_first_and_fits_its_pages(smoke_run):
+    """The claims summary is page 2 or 3, the main text (before the appendices) at most 30
+    pages, and no line or table runs more than 5 pt into the margin."""
+    pages = _page_texts(smoke_run / "paper" / "main.pdf")
+    summary = next(i for i, page in enumerate(pages, 1) if "Which claims of the log hold" in page)
+    assert summary in (2, 3)
+    appendix = next(i for i, page in enumerate(pages, 1)
+                    if re.search(r"\bA Training configuration\b", page))
+    assert appendix - 1 <= 30, f"main text runs to page {appendix - 1}"
+    log = (smoke_run / "paper" / "main.log").read_text(errors="replace")
+    overfull = [float(width) for width in re.findall(r"Overfull \\[hv]box \(([\d.]+)pt too", log)]
+    assert all(width <= 5 for width in overfull), f"overfull boxes (pt): {overfull}"
+
+
 def test_report_shows_figures_metrics_and_claims(smoke_run):
     result = snakemake(smoke_run, "--profile", "profiles/smoke", "--report", "report.html")
     assert result.returncode == 0, result.stderr[-2000:]
