@@ -10,7 +10,9 @@ it: the first ``n_images`` test images as float / 255, ``n_noise`` images of
 ``whitebox.explain.gaussian_noise`` and, for an experiment with a ``random_label_twin``, a
 second model of the twin's architecture as ``twin``. The value of a line is
 ``metric_s / (epochs x epoch_s)`` in percent: the metrics' share of the experiment's whole
-training (``training.epochs`` epochs). Target: < 5 %. ``--quick``: three small experiments
+training (``training.epochs`` epochs). Target: < 5 %. The deletion and insertion curves
+(``whitebox.explain.faithfulness``), part of that call, are also timed alone (``curves_s``,
+best of as many calls) and their share given in the note. ``--quick``: three small experiments
 (``QUICK_EXPERIMENTS``), 512 train images, one epoch and one call each.
 """
 
@@ -73,7 +75,9 @@ def experiment_cost(spec, data, n_full_train: int, settings: dict, rounds: int =
     training in percent. ``data`` is the experiment's dataset (train split: the images timed);
     ``settings`` is config.yaml's ``gradient_metrics:`` block; ``twin_spec`` the spec of the
     experiment's ``random_label_twin`` (None without one); ``rounds``: best of that many each."""
-    from whitebox.explain.metrics import evaluation_set, gradient_metrics
+    from whitebox.explain.faithfulness import deletion_insertion
+    from whitebox.explain.gradients import target_gradients
+    from whitebox.explain.metrics import evaluation_set, gradient_metrics, saliency_map
     from whitebox.layers.base import growing_layers
     from whitebox.training import TrainSettings
 
@@ -94,23 +98,32 @@ def experiment_cost(spec, data, n_full_train: int, settings: dict, rounds: int =
             data.test.images, data.test.labels,
             **{key: settings[key] for key in ("n_images", "n_noise", "noise_std", "noise_seed")})
         torch.set_num_threads(METRIC_THREADS)
-        metric_timed = []
+        saliency = saliency_map(target_gradients(model, images, labels))
+        metric_timed, curves_timed = [], []
         with stages.Contention() as contention:
             for _ in range(rounds):
                 start = time.perf_counter()
                 result = gradient_metrics(model, images, labels, noise,
                                           max_classes=settings["max_classes"],
-                                          cascade_steps=settings["cascade_steps"], twin=twin,
+                                          cascade_steps=settings["cascade_steps"],
+                                          curve_steps=settings["curve_steps"], twin=twin,
                                           seed=stages.SEED)
                 metric_timed.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                deletion_insertion(model, images, labels, saliency,
+                                   baseline=images.mean(dim=(0, 2, 3)),
+                                   steps=settings["curve_steps"], seed=stages.SEED)
+                curves_timed.append(time.perf_counter() - start)
     finally:
         torch.set_num_threads(threads)
-    metric_s = min(metric_timed)
+    metric_s, curves_s = min(metric_timed), min(curves_timed)
     ratio = cost_ratio(metric_s, epoch_s, epochs)
+    curves_ratio = cost_ratio(curves_s, epoch_s, epochs)
     slots = sum(layer.n_units() for layer in growing_layers(model))
     cores = max((c for c in (train_cores, contention.cores) if c is not None), default=None)
     note = (f"metrics {metric_s:.2f} s ({METRIC_THREADS} thread) vs {epochs} x {epoch_s:.1f} s/epoch "
-            f"({stages.THREADS} threads, {len(data.train)} of {n_full_train} imgs timed)")
+            f"({stages.THREADS} threads, {len(data.train)} of {n_full_train} imgs timed); "
+            f"curves {curves_s:.2f} s, {100 * curves_ratio:.2f} %")
     if twin_spec is not None:
         note += f"; twin {twin_spec.name}"
     if slots:
@@ -120,6 +133,8 @@ def experiment_cost(spec, data, n_full_train: int, settings: dict, rounds: int =
         details={"experiment": spec.name, "model": spec.model, "dataset": spec.dataset,
                  "metric_s": metric_s, "epoch_s": epoch_s, "epochs": epochs, "ratio": ratio,
                  "metric_timed_s": metric_timed, "epoch_timed_s": epoch_timed,
+                 "curves_s": curves_s, "curves_ratio": curves_ratio,
+                 "curves_timed_s": curves_timed,
                  "n_timed": len(data.train), "n_full_train": n_full_train,
                  "batch_size": train_settings.batch_size, "settings": dict(settings),
                  "twin": twin_spec.name if twin_spec is not None else None, "slots": slots,

@@ -28,9 +28,10 @@ CONFIG = {
                     "positive_lenet": {"dataset": "cifar2"}},
 }
 SETTINGS = {"n_images": 6, "n_noise": 3, "noise_std": 0.25, "noise_seed": 0, "max_classes": 10,
-            "cascade_steps": 2}
+            "cascade_steps": 2, "curve_steps": 3}
 KEYS = {"experiment", "metric_s", "epoch_s", "epochs", "ratio", "metric_timed_s", "epoch_timed_s",
-        "n_timed", "n_full_train", "twin", "n_images", "n_noise", "n_classes_used", "settings"}
+        "n_timed", "n_full_train", "twin", "n_images", "n_noise", "n_classes_used", "settings",
+        "curves_s", "curves_ratio"}
 
 
 def spec(name: str, model: str, epochs: int, **model_args) -> RunSpec:
@@ -97,6 +98,8 @@ def test_experiment_cost_line(tiny, twin):
     assert details["ratio"] == pytest.approx(
         details["metric_s"] / (details["epochs"] * details["epoch_s"]))
     assert line.value == pytest.approx(100 * details["ratio"])
+    assert details["curves_ratio"] == pytest.approx(
+        details["curves_s"] / (details["epochs"] * details["epoch_s"]))
     # one timed epoch over 66 images, 3 steps of 32 (the last of 2), scaled to 660 images, 21 steps
     assert details["epoch_s"] == pytest.approx(min(details["epoch_timed_s"]) * 21 / 3)
     assert (details["n_timed"], details["n_full_train"]) == (66, 660)

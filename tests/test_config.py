@@ -246,7 +246,8 @@ def test_gradient_metric_settings_and_claim_margins_have_defaults():
     del raw["gradient_metrics"], raw["claims"]
     config = validate_config(raw)
     assert config["gradient_metrics"] == {"n_images": 64, "n_noise": 8, "noise_std": 0.25,
-                                          "noise_seed": 0, "max_classes": 10, "cascade_steps": 6}
+                                          "noise_seed": 0, "max_classes": 10, "cascade_steps": 6,
+                                          "curve_steps": 16}
     assert config["claims"]["items"] == [] and config["claims"]["margins"]["test_accuracy"] == 1.0
     assert config["claims"]["margins"]["reported_accuracy"] == 2.0
 

@@ -273,12 +273,15 @@ def test_gradient_metrics_on_a_whitebox_model():
     images = torch.rand(8, 3, 32, 32)
     labels = torch.tensor([0, 1] * 4)
     noise = torch.rand(4, 3, 32, 32)
-    result = gradient_metrics(model, images, labels, noise, cascade_steps=3, twin=twin)
+    result = gradient_metrics(model, images, labels, noise, cascade_steps=3, curve_steps=4,
+                              twin=twin)
     assert set(result) == {
         "alignment", "sparsity", "high_frequency_share", "class_specificity", "noise_stability",
         "noise_alignment", "model_randomisation", "model_randomisation_mean",
-        "label_randomisation", "n_images", "n_noise", "n_classes_used"}
-    for key in ("alignment", "noise_alignment", "sparsity", "high_frequency_share"):
+        "label_randomisation", "deletion_auc", "insertion_auc", "deletion_auc_random",
+        "insertion_auc_random", "n_images", "n_noise", "n_classes_used"}
+    for key in ("alignment", "noise_alignment", "sparsity", "high_frequency_share",
+                "deletion_auc", "insertion_auc", "deletion_auc_random", "insertion_auc_random"):
         assert 0.0 <= result[key] <= 1.0, key
     assert 0.0 <= result["class_specificity"] <= 1.0
     for key in ("noise_stability", "model_randomisation_mean", "label_randomisation"):
@@ -289,7 +292,8 @@ def test_gradient_metrics_on_a_whitebox_model():
     assert model.training and not twin.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in [*model.parameters(), *twin.parameters()])
-    without_twin = gradient_metrics(model, images, labels, noise, max_classes=1, cascade_steps=1)
+    without_twin = gradient_metrics(model, images, labels, noise, max_classes=1, cascade_steps=1,
+                                    curve_steps=2)
     assert without_twin["label_randomisation"] is None and without_twin["class_specificity"] is None
     assert without_twin["n_classes_used"] == 1
 

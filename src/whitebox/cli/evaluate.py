@@ -103,7 +103,8 @@ def run_gradient_metrics(args: argparse.Namespace) -> None:
         noise_std=chosen["noise_std"], noise_seed=chosen["noise_seed"])
     start = time.perf_counter()
     result = gradient_metrics(model, images, labels, noise, max_classes=chosen["max_classes"],
-                              cascade_steps=chosen["cascade_steps"], twin=twin, seed=args.seed)
+                              cascade_steps=chosen["cascade_steps"],
+                              curve_steps=chosen["curve_steps"], twin=twin, seed=args.seed)
     save_json({**_provenance("gradient_metrics", spec, args.seed), "settings": chosen,
                "twin": args.twin, "wall_time_s": round(time.perf_counter() - start, 3),
                "result": result}, Path(args.out))

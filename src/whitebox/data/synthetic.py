@@ -74,8 +74,9 @@ def _class_images(
     size: int,
     channels: int,
     generator: torch.Generator,
-) -> torch.Tensor:
-    """``count`` float images (count, C, size, size) in [0, 1] of class ``label``."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` float images (count, C, size, size) in [0, 1] of class ``label``, and their
+    boolean shape masks (count, size, size)."""
     kind = SHAPES[label % len(SHAPES)]
 
     def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
@@ -87,7 +88,8 @@ def _class_images(
     grid = torch.arange(size, dtype=torch.float32) + 0.5
     u = (grid.view(1, 1, size) - centre_x.view(-1, 1, 1)) / radius.view(-1, 1, 1)
     v = (grid.view(1, size, 1) - centre_y.view(-1, 1, 1)) / radius.view(-1, 1, 1)
-    mask = _shape_mask(kind, u, v).unsqueeze(1).float()  # (count, 1, H, W)
+    shape = _shape_mask(kind, u, v)  # (count, H, W)
+    mask = shape.unsqueeze(1).float()
 
     # Colour cue: hue bands, one per class, overlapping their neighbours, so colour
     # alone is a hint but the shape decides. Grey images get brightness bands when
@@ -106,21 +108,41 @@ def _class_images(
     background = uniform(0.0, 0.35, channels).view(count, channels, 1, 1)
     noise = 0.08 * torch.randn(count, channels, size, size, generator=generator)
     image = background + mask * (colour.view(count, channels, 1, 1) - background) + noise
-    return image.clamp(0.0, 1.0)
+    return image.clamp(0.0, 1.0), shape
 
 
 def _split(
     num_classes: int, per_class: int, size: int, channels: int, seed: int
-) -> Split:
+) -> tuple[Split, torch.Tensor]:
+    """One split and its shape masks (N, size, size)."""
     generator = torch.Generator().manual_seed(seed)
-    images = torch.cat(
-        [
-            _class_images(label, num_classes, per_class, size, channels, generator)
-            for label in range(num_classes)
-        ]
-    )
+    parts = [
+        _class_images(label, num_classes, per_class, size, channels, generator)
+        for label in range(num_classes)
+    ]
+    images = torch.cat([image for image, _ in parts])
+    masks = torch.cat([mask for _, mask in parts])
     labels = torch.arange(num_classes, dtype=torch.int64).repeat_interleave(per_class)
-    return Split((images * 255.0).round().to(torch.uint8), labels)
+    return Split((images * 255.0).round().to(torch.uint8), labels), masks
+
+
+def _splits(
+    classes: list[str],
+    image_size: int | None,
+    channels: int,
+    train_per_class: int,
+    test_per_class: int,
+) -> tuple[tuple[Split, torch.Tensor], tuple[Split, torch.Tensor]]:
+    """The train and test splits of ``make_synthetic``, each with its shape masks."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    if len(classes) < 2:
+        raise ValueError("a synthetic dataset needs at least two classes")
+    size = image_size if image_size is not None else (32 if channels == 3 else 28)
+    return (
+        _split(len(classes), train_per_class, size, channels, TRAIN_SEED),
+        _split(len(classes), test_per_class, size, channels, TEST_SEED),
+    )
 
 
 def make_synthetic(
@@ -134,17 +156,25 @@ def make_synthetic(
     """A synthetic dataset with one shape per class (classes beyond 10 reuse shapes with
     their own colour or brightness band). ``image_size`` defaults to 32 for RGB and 28
     for grey (MNIST-like). Same arguments, same bytes."""
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
-    if len(classes) < 2:
-        raise ValueError("a synthetic dataset needs at least two classes")
-    size = image_size if image_size is not None else (32 if channels == 3 else 28)
-    return Dataset(
-        name=name,
-        classes=list(classes),
-        train=_split(len(classes), train_per_class, size, channels, TRAIN_SEED),
-        test=_split(len(classes), test_per_class, size, channels, TEST_SEED),
+    (train, _), (test, _) = _splits(
+        classes, image_size, channels, train_per_class, test_per_class
     )
+    return Dataset(name=name, classes=list(classes), train=train, test=test)
+
+
+def synthetic_masks(
+    classes: list[str],
+    image_size: int | None = None,
+    channels: int = 3,
+    train_per_class: int = 200,
+    test_per_class: int = 50,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the shape is in each image of ``make_synthetic`` (same arguments, without the
+    name): boolean masks ``(N, H, W)`` of the train and of the test split, in image order."""
+    (_, train), (_, test) = _splits(
+        classes, image_size, channels, train_per_class, test_per_class
+    )
+    return train, test
 
 
 def synthetic_from_source(name: str, source: dict) -> Dataset:

@@ -5,8 +5,9 @@ The research log asks of a model's input gradients that they be *perceptually al
 noise* (a unit responds to one pattern whatever the input) and, implicitly, that they pass
 the sanity checks of Adebayo et al. (2018). Each function here measures one of these on
 gradients from :func:`~whitebox.explain.class_gradients` or
-:func:`~whitebox.explain.target_gradients`; :func:`gradient_metrics` gathers all of them
-for one model as a JSON-ready dict.
+:func:`~whitebox.explain.target_gradients`; :func:`gradient_metrics` gathers all of them,
+with the deletion and insertion curves of the saliency maps
+(:mod:`whitebox.explain.faithfulness`), for one model as a JSON-ready dict.
 
 Images are floats in [0, 1], ``(N, C, H, W)``; models normalise internally and output
 logits ``(N, K)``. Metrics are computed in float64 and returned as float64 tensors.
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from whitebox.explain.faithfulness import deletion_insertion
 from whitebox.explain.gradients import class_gradients, target_gradients
 from whitebox.explain.noise import gaussian_noise
 from whitebox.layers.base import Regularized, regularize
@@ -309,8 +311,8 @@ def evaluation_set(test_images: torch.Tensor, test_labels: torch.Tensor, *, n_im
 
 
 def gradient_metrics(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | Sequence[int],
-                     noise: torch.Tensor, *, max_classes: int = 10, cascade_steps: int = 6,
-                     twin: nn.Module | None = None, seed: int = 0) -> dict:
+                     noise: torch.Tensor, *, curve_steps: int, max_classes: int = 10,
+                     cascade_steps: int = 6, twin: nn.Module | None = None, seed: int = 0) -> dict:
     """Every gradient metric of one model as a JSON-ready dict of floats, lists and ints.
 
     ``images`` ``(N, C, H, W)`` are test images with true ``labels``; ``noise``
@@ -328,6 +330,11 @@ def gradient_metrics(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     * ``label_randomisation``: with ``twin`` (the same architecture trained on permuted
       labels), the mean Spearman correlation between the saliency maps of model and twin
       for the true labels (Adebayo et al. 2018's data randomisation test); else None;
+    * ``deletion_auc``, ``insertion_auc`` and, for a random pixel order,
+      ``deletion_auc_random``, ``insertion_auc_random``: the faithfulness curves
+      (:func:`~whitebox.explain.faithfulness.deletion_insertion`) of the true labels'
+      saliency maps, with ``curve_steps`` steps, ``seed`` and the test images' per-channel
+      mean as baseline (a faithful map: deletion below, insertion above random);
     * ``n_images``, ``n_noise``, ``n_classes_used``.
 
     Inputs are moved to the model's device; the model's (and twin's) parameters, training
@@ -364,6 +371,8 @@ def gradient_metrics(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
         "model_randomisation": cascade,
         "model_randomisation_mean": sum(correlations) / len(correlations) if correlations else None,
         "label_randomisation": label_randomisation,
+        **deletion_insertion(model, images, labels, saliency, baseline=images.mean(dim=(0, 2, 3)),
+                             steps=curve_steps, seed=seed),
         "n_images": int(images.shape[0]),
         "n_noise": int(noise.shape[0]),
         "n_classes_used": len(classes),
