@@ -15,6 +15,7 @@ from whitebox.cli import main
 from whitebox.data.dataset import Dataset, Split, save_dataset
 from whitebox.explain.gradients import to_signed_display
 from whitebox.figures.gradient_comparison import comparison_images
+from whitebox.figures.quality_plot import point_key
 from whitebox.figures.quality_points import NO_FAMILY, load_runs, quality_plot
 
 
@@ -115,3 +116,11 @@ def test_gradient_comparison_command_draws_each_stage(tmp_path):
                  "--out", str(out)]) == 0
     assert png_info(out) == {"stages": ["First stage", "Second"], "classes": ["airplane", "automobile"],
                              "n_images": 3, "n_noise": 2, "noise_seed": 0}
+
+
+def test_points_are_numbered_per_dataset_and_the_key_names_them():
+    key = point_key({"cifar2": {"conj_disj": 1, "directional": 2}, "mnist": {"mlp_mnist": 1}})
+    assert key == ["cifar2: 1 conj_disj, 2 directional", "mnist: 1 mlp_mnist"]
+    long = point_key({"cifar3": {f"experiment_{i}": i for i in range(1, 30)}})
+    assert len(long) > 1 and all(len(line) <= 150 for line in long)
+    assert long[1].startswith("    ")

@@ -82,7 +82,13 @@ def test_kernel_views_pick_the_largest_kernels_and_share_a_scale(tmp_path):
                                        n_kernels=3, info={"layer": "net.conv2"})
     info = png_info(tmp_path / "grey.png")
     assert info == {"layer": "net.conv2", "kernels": kernels, "views": ["identity", "a", "b", "c"],
-                    "perspective": False, "rgb": False}
+                    "perspective": False, "rgb": False, "nonnegative": False, "view_shares": None}
+    positive = views.abs()
+    save_kernel_views_figure(positive, ["identity", "perspective 1", "perspective 2", "c"],
+                             tmp_path / "positive.png", n_kernels=3,
+                             view_shares=[0.7, 0.1, 0.2, 0.0], perspective=torch.randn(10, 3, 2))
+    info = png_info(tmp_path / "positive.png")
+    assert info["nonnegative"] is True and info["view_shares"] == [0.7, 0.1, 0.2, 0.0]
     rgb = torch.randn(3, 5, 3, 5, 5)
     save_kernel_views_figure(rgb, ["0", "1", "2"], tmp_path / "rgb.png", n_kernels=2,
                              perspective=torch.randn(5, 2, 2))

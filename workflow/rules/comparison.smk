@@ -8,6 +8,14 @@ ACCURACY_QUALITY = "results/summary/accuracy_vs_gradient_quality.png"
 COMPARISON_FIGURES = [ACCURACY_QUALITY] + [
     f"results/{dataset}/gradient_comparison.png" for dataset in COMPARED_STAGES
 ]
+# How the paper command is told which is which (whitebox paper --comparison-figure).
+COMPARISON_FIGURE_ARGS = " ".join(
+    [f"--comparison-figure accuracy_quality={ACCURACY_QUALITY}"]
+    + [
+        f"--comparison-figure gradient_comparison:{dataset}=results/{dataset}/gradient_comparison.png"
+        for dataset in COMPARED_STAGES
+    ]
+)
 
 
 rule accuracy_quality:

@@ -24,6 +24,7 @@ rule paper_generated:
         evaluations=all_evaluations(),
         gradient_metrics=all_runs("gradient_metrics.json"),
         figures=list(FIGURES),
+        comparison=COMPARISON_FIGURES,
         templates=PAPER_TEMPLATES,
         presentation=rules.presentation.output[0],
     log:
@@ -34,12 +35,13 @@ rule paper_generated:
         **resources_of("paper"),
     params:
         figures=figure_args(FIGURES),
+        comparison=COMPARISON_FIGURE_ARGS,
         claims=claims_json(),
         code=command_code("paper"),
     conda:
         "../envs/whitebox.yaml"
     shell:
-        "python -m whitebox paper --metrics {input.metrics} {params.figures}"
+        "python -m whitebox paper --metrics {input.metrics} {params.figures} {params.comparison}"
         " --claims {params.claims:q} --presentation {input.presentation}"
         " --templates paper/templates --out paper/generated --paper-dir paper"
         " > {log} 2>&1"
@@ -53,6 +55,7 @@ rule paper_pdf:
         bib="paper/references.bib",
         generated=GENERATED,
         figures=list(FIGURES),
+        comparison=COMPARISON_FIGURES,
     log:
         "logs/paper/latexmk.log",
     benchmark:

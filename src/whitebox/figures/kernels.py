@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from whitebox.figures.grids import save_figure  # noqa: E402
 
@@ -30,7 +31,11 @@ MAX_WIDTH_INCHES = 6.3
 MAX_HEIGHT_INCHES = 4.2
 MAX_PANEL_INCHES = 0.6
 LABEL_POINTS = 7
-SIDE_PANEL_UNITS = 2.2  # width of the view-share and perspective panels, in kernel panels
+LABEL_INCHES = 1.1  # row labels and the colour bar's labels
+SLANT_OVERHANG_INCHES = 0.8  # how far a slanted column title reaches past the last column
+SLANT_RISE_LINES = 3  # how high it rises above the first row, in lines of LABEL_POINTS
+SIDE_PANEL_INCHES = 2.6  # width of the column of view-share and perspective panels
+SIDE_PANEL_MIN_HEIGHT = 1.9  # inches each side panel needs to stay readable
 COLOURBAR_UNITS = 0.25
 SHORT_WORD = 6  # column titles with longer words are slanted: one word a line would not fit
 
@@ -90,19 +95,25 @@ def save_kernel_views_figure(views: torch.Tensor, view_labels: Sequence[str], pa
                    if given is not None]
     n_rows = len(kernels)
     colourbar = mode != "rgb"
-    width_ratios = ([1.0] * n_views + [COLOURBAR_UNITS] * colourbar
-                    + [SIDE_PANEL_UNITS] * len(side_panels))
-    panel = min(MAX_PANEL_INCHES, (MAX_WIDTH_INCHES - 0.9) / sum(width_ratios),
-                (MAX_HEIGHT_INCHES - 0.9) / max(n_rows, 4 if side_panels else 1))
-    fig = plt.figure(figsize=(panel * sum(width_ratios) + 0.9,
-                              panel * max(n_rows, 4 if side_panels else 1) + 0.9),
-                     layout="constrained")
-    grid = fig.add_gridspec(n_rows, len(width_ratios), width_ratios=width_ratios)
+    width_ratios = [1.0] * n_views + [COLOURBAR_UNITS] * colourbar
+    side_inches = SIDE_PANEL_INCHES if side_panels else 0.0
     slanted = max(len(word) for label in view_labels for word in label.split() or [""]) > SHORT_WORD
+    # Row labels, the colour bar's labels and, when slanted, the last title's overhang.
+    label_inches = LABEL_INCHES + SLANT_OVERHANG_INCHES * slanted
+    panel = min(MAX_PANEL_INCHES, (MAX_WIDTH_INCHES - label_inches - side_inches) / sum(width_ratios),
+                (MAX_HEIGHT_INCHES - 0.9) / n_rows)
+    kernel_inches = panel * sum(width_ratios) + label_inches
+    height = max(panel * n_rows + 0.9, SIDE_PANEL_MIN_HEIGHT * len(side_panels))
+    fig = plt.figure(figsize=(kernel_inches + side_inches, height), layout="constrained")
+    # The kernels on the left, the side panels stacked in a column of their own on the right,
+    # so that neither squeezes the other.
+    kernel_fig, side_fig = (fig.subfigures(1, 2, width_ratios=[kernel_inches, side_inches])
+                            if side_panels else (fig, None))
+    grid = kernel_fig.add_gridspec(n_rows, len(width_ratios), width_ratios=width_ratios)
     image = None
     for row, (kernel, scale) in enumerate(zip(kernels, scales, strict=True)):
         for column in range(n_views):
-            ax = fig.add_subplot(grid[row, column])
+            ax = kernel_fig.add_subplot(grid[row, column])
             image = _draw_kernel(ax, panels[row, column], mode)
             if row == 0:
                 _column_title(ax, view_labels[column], slanted)
@@ -111,16 +122,17 @@ def save_kernel_views_figure(views: torch.Tensor, view_labels: Sequence[str], pa
                 ax.set_ylabel(f"kernel {kernel}\n{bound}", fontsize=LABEL_POINTS, rotation=0,
                               ha="right", va="center")
     if colourbar:
-        bar = fig.colorbar(image, cax=fig.add_subplot(grid[:, n_views]))
+        bar = kernel_fig.colorbar(image, cax=kernel_fig.add_subplot(grid[:, n_views]))
         bar.set_ticks([0, 1] if mode == "sequential" else [-1, 0, 1])
         bar.ax.tick_params(labelsize=LABEL_POINTS)
         bar.set_label("w / s", fontsize=LABEL_POINTS)
-    for offset, side in enumerate(side_panels, start=len(width_ratios) - len(side_panels)):
-        ax = fig.add_subplot(grid[:, offset])
-        if side == "shares":
-            _view_share_bars(ax, view_shares, view_labels)
-        else:
-            _perspective_scatter(ax, perspective, view_labels)
+    if side_fig is not None:
+        axes = side_fig.subplots(len(side_panels), 1, squeeze=False)[:, 0]
+        for ax, side in zip(axes, side_panels, strict=True):
+            if side == "shares":
+                _view_share_bars(ax, view_shares, view_labels)
+            else:
+                _perspective_scatter(ax, perspective, view_labels)
     if title:
         fig.suptitle(title, fontsize=LABEL_POINTS + 1)
     shares = None if view_shares is None else [float(share) for share in view_shares]
@@ -134,8 +146,13 @@ def _column_title(ax: plt.Axes, label: str, slanted: bool) -> None:
     """A view's label over its column, one word a line, or on one slanted line, so that the
     titles of neighbouring columns never overlap."""
     if slanted:
-        ax.text(0.0, 1.08, label, transform=ax.transAxes, rotation=30, ha="left", va="bottom",
-                rotation_mode="anchor", fontsize=LABEL_POINTS)
+        text = ax.text(0.0, 1.08, label, transform=ax.transAxes, rotation=30, ha="left",
+                       va="bottom", rotation_mode="anchor", fontsize=LABEL_POINTS)
+        # Out of the layout, which would otherwise shrink every column to make room for the
+        # overhang: the figure keeps that room on the right (SLANT_OVERHANG_INCHES) and an
+        # empty title of as many lines as the slanted label rises keeps it above.
+        text.set_in_layout(False)
+        ax.set_title("\n" * SLANT_RISE_LINES, fontsize=LABEL_POINTS)
     else:
         ax.set_title("\n".join(label.split()) or " ", fontsize=LABEL_POINTS)
 
@@ -190,9 +207,12 @@ def _perspective_scatter(ax: plt.Axes, perspective: torch.Tensor, view_labels: S
     ax.yaxis.set_label_position("right")
     ax.yaxis.tick_right()
     ax.tick_params(labelsize=LABEL_POINTS)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=2))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
     ax.set_title("learned perspective", fontsize=LABEL_POINTS)
     if n <= 12:
-        ax.legend(fontsize=LABEL_POINTS, loc="best", markerscale=1.2)
+        ax.legend(fontsize=LABEL_POINTS - 1, loc="upper left", bbox_to_anchor=(0.0, -0.3),
+                  ncol=2, frameon=False, markerscale=1.2, handletextpad=0.2)
 
 
 KERNEL_VIEW_LAYERS = "ScaleConv2d, PerspectiveConv2d, ProjectiveConv2d"

@@ -2,14 +2,17 @@
 
 Each dataset gets a panel per gradient metric (rows: alignment, noise stability), with test
 accuracy on the y axis, one point per experiment (error bars: the seeds' sample std), coloured
-by family, labelled with its name, arrows from each twin to its variant and the log's accuracy
-target as a dashed line. Drawn for a 16 cm wide page: fonts are 7 pt and more at that size.
+by family, labelled with a number that the key under the panels resolves to the experiment's
+name (names themselves collide where stages cluster), arrows from each twin to its variant and
+the log's accuracy target as a dashed line. Drawn for a 16 cm wide page: fonts are 7 pt and
+more at that size.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -43,6 +46,7 @@ MARKER_PX = 4  # half the side of the box a marker keeps free of labels, in pixe
 LABEL_PLACES = [(4, 3, "left"), (4, -9, "left"), (-4, 3, "right"), (-4, -9, "right"),
                 (0, 6, "center"), (0, -13, "center"), (8, -3, "left"), (-8, -3, "right")]
 MIRRORED = {"left": "right", "right": "left", "center": "center"}
+KEY_CHARACTERS = 150  # characters per line of the key at LABEL_PT on the page's width
 
 
 def render_accuracy_quality(metrics_paths: list[Path], presentation: dict, claims: dict | None,
@@ -66,13 +70,20 @@ def save_quality_figure(plot: QualityPlot, target_accuracy: float, out: Path) ->
     n_metrics = len(QUALITY_METRICS)
     colours = {family: plt.get_cmap("tab10")(index % 10)
                for index, family in enumerate(plot.families())}
-    fig = plt.figure(figsize=(TEXT_WIDTH_INCHES, PANEL_HEIGHT_INCHES * n_metrics * n_blocks + 0.5))
+    numbers = {dataset: {p.experiment: index for index, p in enumerate(points, 1)}
+               for dataset, points in plot.points.items()}
+    key = point_key(numbers)
+    key_inches = 0.13 * len(key)
+    legend_inches = 0.2 * math.ceil((len(colours) + 2) / 6)
+    height = PANEL_HEIGHT_INCHES * n_metrics * n_blocks + legend_inches + key_inches + 0.1
+    fig = plt.figure(figsize=(TEXT_WIDTH_INCHES, height))
     grid = fig.add_gridspec(n_metrics * n_blocks, SLOTS_PER_ROW)
     axes = []
     for dataset, (block, first, width) in layout.items():
         for row, metric in enumerate(QUALITY_METRICS):
             ax = fig.add_subplot(grid[block * n_metrics + row, first:first + width])
-            _panel(ax, plot.points[dataset], metric, plot.pairs, colours, target_accuracy)
+            _panel(ax, plot.points[dataset], numbers[dataset], metric, plot.pairs, colours,
+                   target_accuracy)
             ax.xaxis.set_major_locator(MaxNLocator(nbins=3 * width))
             ax.set_title(f"{dataset}: {metric_label(metric)}", fontsize=FONT_PT + 0.5)
             if first == 0:
@@ -83,12 +94,24 @@ def save_quality_figure(plot: QualityPlot, target_accuracy: float, out: Path) ->
     handles.append(Line2D([], [], ls="--", color="0.3", label=f"log's target {target_accuracy:g} %"))
     handles.append(Line2D([], [], color="0.45", marker=">", markevery=[1],
                           label="twin \u2192 variant (finding or claim)"))
-    fig.legend(handles=handles, loc="lower center", ncol=6, fontsize=FONT_PT,
-               frameon=False, handletextpad=0.3, columnspacing=1.0)
-    legend_rows = math.ceil(len(handles) / 6)
-    fig.tight_layout(rect=(0, 0.035 * legend_rows / n_blocks, 1, 1), h_pad=0.6, w_pad=0.4)
+    bottom = (key_inches + 0.05) / height
+    fig.legend(handles=handles, loc="lower center", ncol=6, fontsize=FONT_PT, frameon=False,
+               handletextpad=0.3, columnspacing=1.0, bbox_to_anchor=(0.5, bottom))
+    fig.text(0.01, 0.01, "\n".join(key), fontsize=LABEL_PT - 0.7, va="bottom", ha="left",
+             color="0.15", linespacing=1.25)
+    fig.tight_layout(rect=(0, bottom + legend_inches / height, 1, 1), h_pad=0.6, w_pad=0.4)
     _place_labels(fig, axes)
     save_figure(fig, out, info={**plot.info(), "target_accuracy": target_accuracy})
+
+
+def point_key(numbers: dict[str, dict[str, int]]) -> list[str]:
+    """The key's lines: per dataset ``cifar2: 1 conj_disj, 2 directional, ...``, wrapped."""
+    lines = []
+    for dataset, numbered in numbers.items():
+        entries = ", ".join(f"{number} {name}" for name, number in numbered.items())
+        lines += textwrap.wrap(f"{dataset}: {entries}", KEY_CHARACTERS,
+                               subsequent_indent="    ", break_on_hyphens=False)
+    return lines
 
 
 def dataset_slots(n_points: dict[str, int]) -> dict[str, tuple[int, int, int]]:
@@ -103,16 +126,17 @@ def dataset_slots(n_points: dict[str, int]) -> dict[str, tuple[int, int, int]]:
     return layout
 
 
-def _panel(ax: plt.Axes, points: list[QualityPoint], metric: str, pairs: list[tuple[str, str]],
-           colours: dict, target_accuracy: float) -> None:
-    """One dataset against one metric: error bars, arrows, the target line, name labels."""
+def _panel(ax: plt.Axes, points: list[QualityPoint], numbers: dict[str, int], metric: str,
+           pairs: list[tuple[str, str]], colours: dict, target_accuracy: float) -> None:
+    """One dataset against one metric: error bars, arrows, the target line, numbered points."""
     drawn = {p.experiment: p for p in points if p.metrics[metric].mean is not None}
     for point in drawn.values():
         x, y = point.metrics[metric], point.accuracy
         ax.errorbar(x.mean, y.mean, xerr=x.std if x.n > 1 else None,
                     yerr=y.std if y.n > 1 else None, fmt="o", ms=4, color=colours[point.family],
                     elinewidth=0.8, capsize=1.5, zorder=3)
-        label = ax.annotate(point.experiment, (x.mean, y.mean), fontsize=LABEL_PT, color="0.15",
+        label = ax.annotate(str(numbers[point.experiment]), (x.mean, y.mean),
+                            fontsize=LABEL_PT, color="0.15",
                             xytext=LABEL_PLACES[0][:2], textcoords="offset points", zorder=4,
                             gid=POINT_LABEL)
         label.set_in_layout(False)  # placed after the layout, inside the panel

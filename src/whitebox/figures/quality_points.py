@@ -19,7 +19,7 @@ from whitebox.paper.context import group_by_experiment, load_metrics
 from whitebox.paper.evaluations import stat
 
 QUALITY_METRICS = ("alignment", "noise_stability")  # the x axes, one row of panels each
-NO_FAMILY = "none"  # the colour of experiments without a family
+NO_FAMILY = "no family"  # the colour of experiments without a family (first models, INH)
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,8 @@ METRIC_LABELS = {"test_accuracy": "accuracy", "time_ratio": "training time ratio
                  "slots": "slots", **METRIC_NAMES,
                  **{name: label for name, (label, _) in EVALUATION_METRICS.items()}}
 # Metrics in percent points (one decimal); the others are ratios or scores (two decimals).
-POINT_METRICS = ("test_accuracy", "slot_update_gain", "pgd_accuracy")
+POINT_METRICS = ("test_accuracy", "slot_update_gain", "pgd_accuracy", "ood_auroc",
+                 "class_incremental_auroc")
 
 
 def _measure(experiment: dict[str, Any], metric: str, claim: dict[str, Any]) -> Stat:
