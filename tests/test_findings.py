@@ -31,8 +31,8 @@ def test_verdicts(difference, spread, relation, margin, expected):
     assert verdict(difference, spread, relation, margin) == expected
 
 
-def summary(name, mean, std, family=None, finding=None, title=None, wall_time=100.0):
-    return {"name": name, "title": title or name.upper(), "mean": mean, "std": std,
+def summary(name, mean, std, family=None, finding=None, title=None, wall_time=100.0, n=3):
+    return {"name": name, "title": title or name.upper(), "mean": mean, "std": std, "n": n,
             "family": family, "family_title": (family or "").title(), "finding": finding,
             "figures": {}, "wall_time_mean": wall_time}
 
@@ -47,12 +47,16 @@ def test_finding_carries_its_evidence():
     assert result["verdict"] == REPRODUCED and result["than_title"] == "BN"
     assert result["margin"] == 0.0
     assert result["time_ratio"] == pytest.approx(8.0)  # the stage trains 8x longer than its twin
+    assert result["single_seed"] is False
+    one_seed = summary("bn", 80.0, 0.0, n=1)
+    assert evaluate_finding(variant, {"bn": one_seed, "iternorm": variant})["single_seed"] is True
 
 
 def test_picture_findings_are_by_eye_and_missing_references_are_errors():
     eye = summary("top4", 70.0, 1.0, "gumbel", {"text": "noisier gradients"})
     assert evaluate_finding(eye, {}) == {"text": "noisier gradients", "relation": None,
-                                         "verdict": BY_EYE, "time_ratio": None}
+                                         "verdict": BY_EYE, "time_ratio": None,
+                                         "single_seed": False}
     assert evaluate_finding(summary("plain", 1.0, 0.0), {}) is None
     orphan = summary("x", 70.0, 1.0, "gumbel", {"text": "t", "relation": "lower", "than": "gone"})
     with pytest.raises(PaperInputError, match="'gone', which has no results"):

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-import whitebox.models.trained as trained
 from tests.conftest import one_error_line, png_info
 from whitebox.cli import main
 from whitebox.config import ConfigError, figure_files, validate_config
+from whitebox.data.dataset import Dataset, Split, save_dataset
 from whitebox.explain.noise import all_unit_gradients_on_noise, count_units, unit_gradients_on_noise
 from whitebox.figures.kernels import save_kernel_views_figure, strongest_kernels
 from whitebox.figures.kinds import FIGURE_KINDS
@@ -96,7 +96,7 @@ def test_kernel_views_pick_the_largest_kernels_and_share_a_scale(tmp_path):
     assert info["rgb"] is True and info["perspective"] is True and len(info["kernels"]) == 2
     with pytest.raises(ValueError, match="2 view labels for 3 views"):
         save_kernel_views_figure(rgb, ["0", "1"], tmp_path / "bad.png")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["grey.png", "rgb.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grey.png", "positive.png", "rgb.png"]
 
 
 # -- command line ---------------------------------------------------------------------------
@@ -140,43 +140,45 @@ def test_unit_grid_command_errors_are_one_line(tmp_path, capsys):
     assert not out.exists()
 
 
-class FakeViewConv(nn.Module):
-    """The interface of the invariance layers: kernel_views() and view_labels()."""
-
-    def __init__(self, perspective: bool) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(8, 3, 3, 3))
-        if perspective:
-            self.perspective = nn.Parameter(torch.randn(8, 2, 2) * 0.01)
-
-    def kernel_views(self) -> torch.Tensor:
-        return torch.stack([self.weight, self.weight.flip(-1), self.weight.flip(-2)])
-
-    def view_labels(self) -> list[str]:
-        return ["identity", "flip x", "flip y"]
+def _invariant_checkpoint(path: Path, part_args: dict) -> Path:
+    """An untrained invariant LeNet (scale or perspective views) saved as training saves it."""
+    torch.manual_seed(0)
+    mean, std = [0.5] * 3, [0.25] * 3
+    model = build_classifier("invariant_lenet", 2, mean, std, image_size=32, **part_args)
+    spec = {"name": "views", "title": "Views", "model": "invariant_lenet", "model_args": part_args,
+            "classes": None}
+    save_torch({"state_dict": model.state_dict(), "spec": spec, "classes": ["airplane", "automobile"],
+                "mean": mean, "std": std, "image_size": 32}, path)
+    return path
 
 
-@pytest.mark.parametrize("perspective", [False, True])
-def test_kernel_views_command(tmp_path, monkeypatch, perspective):
-    model = nn.Sequential()
-    model.add_module("net", nn.Sequential())
-    model.net.add_module("conv2", FakeViewConv(perspective))
-    state = {"spec": {"title": "Perspective LeNet", "name": "perspective"}}
-    monkeypatch.setattr(trained, "load_trained", lambda path: (model, state))
+@pytest.mark.parametrize("part_args", [{"part": "scale", "scales": [0.8, 1.0, 1.25]},
+                                       {"part": "perspective", "n_views": 2, "spread": 0.1}])
+def test_kernel_views_command(tmp_path, part_args):
+    """The figure of a real view layer, with the share of maxima each view wins on test images."""
+    model = _invariant_checkpoint(tmp_path / "model.pt", part_args)
+    generator = torch.Generator().manual_seed(1)
+    split = Split(torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8, generator=generator),
+                  torch.tensor([0, 1, 0, 1, 1, 0]))
+    save_dataset(Dataset("cifar2", ["airplane", "automobile"], split, split), tmp_path / "tensors.pt",
+                 {"source": "synthetic"})
     out = tmp_path / "views.png"
-    assert main(["figure", "kernel_views", "--model", "m.pt", "--title", "Perspective LeNet",
-                 "--layer", "net.conv2", "--n-kernels", "3",
+    assert main(["figure", "kernel_views", "--model", str(model), "--data", str(tmp_path / "tensors.pt"),
+                 "--title", "Views", "--layer", "net.conv2", "--n-kernels", "3",
                  "--out", str(out)]) == 0
     info = png_info(out)
-    assert info["layer"] == "net.conv2" and info["layer_type"] == "FakeViewConv"
-    assert info["views"] == ["identity", "flip x", "flip y"] and len(info["kernels"]) == 3
-    assert info["perspective"] is perspective and info["rgb"] is True
+    perspective = part_args["part"] == "perspective"
+    assert info["layer"] == "net.conv2" and len(info["kernels"]) == 3
+    assert info["layer_type"] == ("PerspectiveConv2d" if perspective else "ScaleConv2d")
+    assert info["perspective"] is perspective and info["n_test_images"] == 6
+    assert len(info["view_shares"]) == len(info["views"])
+    assert sum(info["view_shares"]) == pytest.approx(1.0)
 
 
 def test_kernel_views_of_a_plain_convolution_is_one_line(tmp_path, capsys):
     model = _checkpoint(tmp_path / "model.pt", 2, 0, "plain")
-    status = main(["figure", "kernel_views", "--model", str(model), "--layer", "net.conv2", "--out",
-                   str(tmp_path / "k.png")])
+    status = main(["figure", "kernel_views", "--model", str(model), "--data", "unused.pt",
+                   "--layer", "net.conv2", "--out", str(tmp_path / "k.png")])
     assert status == 1
     line = one_error_line(capsys)
     assert "layer 'net.conv2' is Conv2d" in line and "kernel_views()" in line
