@@ -22,7 +22,8 @@ sys.path.insert(0, str(REPO))  # benchmarks.* and tests.integration.workspace
 from benchmarks.report import Measurement, format_table, write_json  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "latest.json"
-PARTS = ("workflow", "throughput", "inh", "stages", "metrics", "invariance", "cub", "slurm")
+PARTS = ("workflow", "throughput", "inh", "stages", "metrics", "invariance", "adversarial", "cub",
+         "slurm")
 
 
 def run_part(part: str, quick: bool, earlier: list[Measurement]) -> list[Measurement]:
@@ -53,6 +54,10 @@ def run_part(part: str, quick: bool, earlier: list[Measurement]) -> list[Measure
         from benchmarks import invariance
 
         return invariance.measure(quick=quick)
+    if part == "adversarial":
+        from benchmarks import adversarial
+
+        return adversarial.measure(quick=quick)
     if part == "cub":
         from benchmarks import cub
 
@@ -76,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="throughput on 2048 images for 1 epoch, no full INH run, stages "
                              "timed on 1024 images, gradient-metric costs of 3 experiments on 512 "
-                             "images, not all on 1024, 5 rounds of invariance ratios, not 9, CUB "
-                             "steps on 112x112 CPU images in 5 rounds, not 224x224 in 7, SLURM "
+                             "images, not all on 1024, 5 rounds of invariance ratios, not 9, "
+                             "adversarial epochs on 512 images, not 2048, CUB steps on 112x112 "
+                             "CPU images in 5 rounds, not 224x224 in 7, SLURM "
                              "overhead on 4 training jobs, not the smoke DAG (the workflow part "
                              "is unchanged)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON file (default: {RESULTS})")

@@ -252,10 +252,31 @@ def test_gradient_metric_settings_and_claim_margins_have_defaults():
     assert config["claims"]["margins"]["reported_accuracy"] == 2.0
 
 
-def test_shuffle_labels_is_left_out_of_specs_that_do_not_set_it(config):
+def test_shuffle_labels_and_adversarial_are_left_out_of_specs_that_do_not_set_them(config):
     """A new training key must not change the spec (and so retrain) every other experiment."""
     assert "shuffle_labels" not in config["experiments"]["directional"]["training"]
     assert config["experiments"]["mlp_mnist_shuffled"]["training"]["shuffle_labels"] is True
+    assert "adversarial" not in experiment_spec(config, "lenet_unconstrained").training
+    robust = experiment_spec(config, "lenet_unconstrained_robust")
+    assert robust.training["adversarial"] == {"norm": "linf", "eps": 0.0314, "steps": 3}
+    standard = experiment_spec(config, "lenet_unconstrained")
+    assert robust.training == {**standard.training, "adversarial": robust.training["adversarial"]}
+    assert (robust.dataset, robust.model, robust.model_args) == (
+        standard.dataset, standard.model, standard.model_args)
+
+
+@pytest.mark.parametrize(("adversarial", "message"), [
+    ({"norm": "l2", "eps": 0.5, "steps": 3}, "adversarial/norm: 'l2' is not one of ['linf']"),
+    ({"eps": -0.1, "steps": 3}, "adversarial/eps: -0.1 is less than or equal to the minimum of 0"),
+    ({"eps": 0.1, "steps": 0}, "adversarial/steps: 0 is less than the minimum of 1"),
+])
+def test_bad_adversarial_training_is_a_one_line_error_naming_the_key(adversarial, message):
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    raw["experiments"]["mlp_mnist_robust"]["training"]["adversarial"] = adversarial
+    with pytest.raises(ConfigError, match=re.escape(
+            f"config error at experiments/mlp_mnist_robust/training/{message}")) as error:
+        validate_config(raw)
+    assert "\n" not in str(error.value)
 
 
 @pytest.mark.parametrize(("twin_edit", "message"), [

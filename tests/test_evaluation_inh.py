@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from whitebox.data import build_dataset, mean_std
-from whitebox.evaluation.attacks import inh_flags, pgd_linf, robustness_report
+from whitebox.evaluation.attacks import inh_flags, robustness_report
 from whitebox.evaluation.ood import (
     auroc,
     best_margins,
@@ -20,6 +20,7 @@ from whitebox.evaluation.ood import (
     ood_report,
     uniform_noise,
 )
+from whitebox.evaluation.pgd import pgd_linf
 from whitebox.evaluation.slot_update import continual_slot_update, curve_steps
 from whitebox.layers.hashing import precision_thresholds
 from whitebox.layers.set_cover import greedy_set_cover

@@ -1,15 +1,18 @@
+import copy
 import os
 import signal
 from dataclasses import asdict
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from whitebox.layers import GrowingLayer
 from whitebox.models import build_classifier
 from whitebox.training import TrainingDiverged, TrainingInterrupted, TrainSettings, fit
 from whitebox.training.augment import augment_batch
+from whitebox.training.hooks import Hooks
 from whitebox.training.interrupt import StopRequest
 from whitebox.training.loop import shuffled_labels
 from whitebox.training.schedule import lr_factor
@@ -183,6 +186,8 @@ def without_time(records):
 @pytest.mark.parametrize(("name", "settings"), [
     ("directional", {"augment": ["hflip", "translate"]}),
     ("gumbel2", {"augment": ["hflip"], "tau": {"start": 1.0, "end": 0.1}}),  # global RNG
+    # PGD's random starts come from the epoch's generator.
+    ("directional", {"augment": ["hflip"], "adversarial": {"norm": "linf", "eps": 0.03, "steps": 1}}),
     # A growing layer: slots are added at every step and pruned by activation counters that
     # span the whole epoch (on this data 125 slots after epoch 2, 5 pruned).
     ("inh", {"model_args": {"lr": 2.0, "training_thresholds": "running"}, "random_labels": True}),
@@ -286,4 +291,24 @@ def test_train_settings_are_the_schemas_training_keys_with_its_defaults():
     settings = TrainSettings()
     for key, value in defaults("$defs", "training").items():
         assert getattr(settings, key) == value, key
-    assert settings.shuffle_labels is False  # the one key the schema leaves unset
+    assert settings.shuffle_labels is False and settings.adversarial is None  # unset in the schema
+
+
+def test_adversarial_batches_stay_in_the_ball_and_leave_batchnorm_statistics_alone():
+    torch.manual_seed(0)
+    model = build_classifier("positive_lenet", 2, [0.3] * 3, [0.3] * 3, positive=False).train()
+    hooks = Hooks(model, TrainSettings(adversarial={"norm": "linf", "eps": 0.03, "steps": 3}))
+    x, labels = toy_split(16, 1)
+    images = x.float() / 255
+    before = copy.deepcopy(model.state_dict())  # BatchNorm's running statistics and counters
+    attacked = hooks.perturb(model, images, labels, torch.Generator().manual_seed(4))
+    assert model.training
+    for key, value in before.items():
+        assert torch.equal(model.state_dict()[key], value), key
+    assert 0.02 < (attacked - images).abs().max() <= 0.03 + 1e-6
+    assert attacked.min() >= 0 and attacked.max() <= 1
+    assert torch.equal(attacked, hooks.perturb(model, images, labels, torch.Generator().manual_seed(4)))
+    with torch.no_grad():
+        model.eval()
+        assert F.cross_entropy(model(attacked), labels) > F.cross_entropy(model(images), labels)
+    assert Hooks(model, TrainSettings()).perturb(model, images, labels, torch.Generator()) is images

@@ -1,6 +1,7 @@
 """What stages add to training, gathered in one place for ``fit``: the model's TrainingHook
 modules (``whitebox.layers.base``) and the hooks that training settings ask for (the Gumbel
-temperature schedule, the colour-invariance loss). ``fit`` talks only to ``Hooks``.
+temperature schedule, the colour-invariance loss, adversarial batches). ``fit`` talks only to
+``Hooks``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ class Hooks:
 
             self.invariance = ColourInvariance(model, settings.invariance["augmentations"],
                                                settings.invariance["weight"])
+        self.adversarial = None
+        if settings.adversarial:
+            from whitebox.training.adversarial import AdversarialTraining
+
+            self.adversarial = AdversarialTraining(**settings.adversarial)
 
     @property
     def mid_epoch_resumable(self) -> bool:
@@ -64,6 +70,13 @@ class Hooks:
             module.start_epoch(epoch, epochs)
         if self.schedule is not None:
             self.schedule.start_epoch(epoch, epochs)
+
+    def perturb(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                generator: torch.Generator) -> torch.Tensor:
+        """The training batch the loss sees: ``images`` (augmented), or their adversarial
+        versions with ``training.adversarial`` (random draws from the epoch's ``generator``)."""
+        return images if self.adversarial is None else self.adversarial(model, images, labels,
+                                                                          generator)
 
     def loss(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
              label_smoothing: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -4,7 +4,8 @@ Read top to bottom: the split sits on the device as one uint8 tensor; each epoch
 its permutation and augmentations from a generator seeded by (seed, epoch), so a run
 resumed from an epoch checkpoint gives the same numbers as an uninterrupted one. What a
 stage adds (weight constraints, growing layers, phases and data passes, extra loss terms,
-the Gumbel temperature) comes in through ``Hooks``; the loop names no layer.
+the Gumbel temperature, adversarial batches) comes in through ``Hooks``; the loop names no
+layer.
 
 SIGTERM (a SLURM time limit or preemption) and SIGINT only set a flag, checked after each
 optimiser step: the loop then writes a mid-epoch checkpoint (``TrainingState``: the position
@@ -215,6 +216,7 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
                     images = augment_batch(images.contiguous(memory_format=torch.channels_last),
                                            settings.augment, progress.generator)
                     labels = train_labels[index]
+                    images = hooks.perturb(model, images, labels, progress.generator)  # e.g. PGD
                     logits, loss, penalty = hooks.loss(model, images, labels, settings.label_smoothing)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()

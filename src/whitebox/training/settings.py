@@ -29,9 +29,10 @@ class TrainSettings:
     eval_batch_size: int = _schema_default("eval_batch_size")
     tau: dict | None = _schema_default("tau")  # {"start", "end"}: Gumbel temperature schedule
     invariance: dict | None = _schema_default("invariance")  # {"weight", "augmentations"}
-    # A random-label control. The schema gives no default (an unset key stays out of the run
-    # spec, so adding it retrained nothing): false, the one default not in the schema.
-    shuffle_labels: bool = False
+    # Keys the schema gives no default (an unset key stays out of the run spec, so adding them
+    # retrained nothing); the defaults here mean "off".
+    shuffle_labels: bool = False  # a random-label control
+    adversarial: dict | None = None  # {"norm", "eps", "steps"[, "step_size"]}: PGD training
 
     @classmethod
     def from_config(cls, training: dict, prefix: tuple[str, ...] = ()) -> TrainSettings:
