@@ -24,7 +24,7 @@ def _summary_without_results() -> tuple[dict, dict]:
 
 def test_every_claim_of_config_has_a_row_with_a_mark():
     config, summary = _summary_without_results()
-    rows = summary["log"] + summary["sanity"]
+    rows = summary["log"] + summary["beyond"] + summary["sanity"]
     listed = {(row["name"], row["text"]) for row in rows}
     expected = {(item["experiment"], item["text"]) for item in config["claims"]["items"]}
     for name, entry in config["experiments"].items():
@@ -52,10 +52,13 @@ def test_every_inh_evaluation_is_decided_by_a_claim():
     assert not undecided, f"INH evaluations without a claim in config.yaml: {undecided}"
 
 
-def test_sanity_checks_are_apart_and_findings_about_pictures_are_by_eye():
+def test_sanity_checks_and_claims_beyond_the_log_are_apart_and_pictures_are_by_eye():
     config, summary = _summary_without_results()
     assert summary["sanity"], "the Adebayo sanity checks form their own group"
     assert {row["metric"] for row in summary["sanity"]} <= {METRIC_LABELS[m] for m in SANITY_METRICS}
+    beyond = {(item["experiment"], item["text"]) for item in config["claims"]["items"]
+              if item.get("group") == "beyond"}
+    assert beyond and {(row["name"], row["text"]) for row in summary["beyond"]} == beyond
     with_results = [{"name": name, **shown, "finding": shown["finding"]}
                     for name, shown in presentation(config).items() if shown["finding"]]
     by_eye = claims_summary(with_results, [], presentation(config), {"items": []})

@@ -216,10 +216,17 @@ def evaluate_claim(claim: dict[str, Any], by_name: dict[str, dict], margins: dic
         "difference": difference,
         "spread": spread,
         "verdict": verdict(difference, spread, relation, margin),
-        "sanity": metric in SANITY_METRICS,
+        "group": claim_group(claim),
         "single_seed": measured["n"] < 2,  # the spread is unknown and counts as 0
         "points": metric in POINT_METRICS,
     }
+
+
+def claim_group(claim: dict[str, Any]) -> str:
+    """Where the claims summary lists a config claim: ``log`` (a claim of the research log),
+    ``beyond`` (a question the log did not test, e.g. the robust twins) or ``sanity`` (the
+    pipeline's own checks; the default for the sanity metrics)."""
+    return claim.get("group") or ("sanity" if claim["metric"] in SANITY_METRICS else "log")
 
 
 def claim_margins(claims: dict[str, Any] | None) -> dict[str, float]:

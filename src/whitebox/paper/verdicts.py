@@ -7,7 +7,8 @@ the GPU stage was skipped). Rows are ordered by the first date of the experiment
 entry within its section of the paper, and sections come in the order config.yaml lists
 their experiments (the log's order of stages): the experiment's family, else the first
 CIFAR-10 models or Incremental Neural Hashing (INH models and the baselines evaluated
-beside them). The pipeline's own sanity checks form a group of their own.
+beside them). Claims beyond the log (``group: beyond`` in config) and the pipeline's own
+sanity checks form groups of their own.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from whitebox.paper.claims import (
     METRIC_LABELS,
     REPORTED_ACCURACY_CLAIM,
-    SANITY_METRICS,
+    claim_group,
     untested_claims,
 )
 from whitebox.paper.findings import (
@@ -62,7 +63,7 @@ def _row(shown: dict[str, Any], text: str, mark: str, **evidence: Any) -> dict[s
     return {"stage": shown["title"], "name": shown["name"], "date": log_date(shown["log_entry"]),
             "log_entry": shown["log_entry"], "section": section_of(shown), "text": text,
             "mark": mark, "metric": None, "compared": None, "claim": None, "reason": None,
-            "sanity": False, **evidence}
+            "group": "log", **evidence}
 
 
 def _compared_with(claim: dict[str, Any]) -> str:
@@ -77,7 +78,7 @@ def _tested_row(claim: dict[str, Any]) -> dict[str, Any]:
     experiment = claim["experiment"]
     return _row({**experiment, "name": experiment["name"]}, claim["text"], claim["verdict"],
                 metric=claim["metric_label"], compared=_compared_with(claim), claim=claim,
-                sanity=claim["sanity"])
+                group=claim["group"])
 
 
 def _untested_reason(name: str, shown: dict[str, dict]) -> str:
@@ -105,7 +106,7 @@ def _untested_rows(experiments: list[dict], shown: dict[str, dict], claims: dict
                  **shown.get(claim["experiment"], {}), "name": claim["experiment"]}
         reason = "; ".join(f"{n}: {_untested_reason(n, shown)}" for n in item["missing"])
         rows.append(_row(entry, claim["text"], UNTESTED, metric=METRIC_LABELS[claim["metric"]],
-                         reason=reason, sanity=claim["metric"] in SANITY_METRICS))
+                         reason=reason, group=claim_group(claim)))
     return rows
 
 
@@ -117,9 +118,9 @@ def counts(rows: list[dict[str, Any]]) -> dict[str, int]:
 def claims_summary(experiments: list[dict[str, Any]], claim_rows: list[dict[str, Any]],
                    presentation: dict[str, dict] | None, claims: dict[str, Any] | None
                    ) -> dict[str, Any]:
-    """The summary page: ``log`` rows (the log's claims), ``sanity`` rows (the pipeline's
-    checks), ``sections`` (per section its title and mark counts) and ``counts`` over the
-    log's claims."""
+    """The summary page: ``log`` rows (the log's claims), ``beyond`` rows (questions the log
+    did not test), ``sanity`` rows (the pipeline's checks), each group's mark counts, and
+    ``sections`` (per section of the log's claims its title and mark counts)."""
     shown = presentation or {}
     rows = [_tested_row(c) for c in claim_rows]
     # A finding about the pictures is by eye unless a config claim measures it.
@@ -133,11 +134,15 @@ def claims_summary(experiments: list[dict[str, Any]], claim_rows: list[dict[str,
     rows.sort(key=lambda row: order.get(row["name"], len(order)))
     sections = list(dict.fromkeys(row["section"] for row in rows))
     rows.sort(key=lambda row: (sections.index(row["section"]), row["date"]))
-    log = [row for row in rows if not row["sanity"]]
+    log = [row for row in rows if row["group"] == "log"]
+    beyond = [row for row in rows if row["group"] == "beyond"]
+    sanity = [row for row in rows if row["group"] == "sanity"]
     return {
         "log": log,
-        "sanity": [row for row in rows if row["sanity"]],
-        "sanity_counts": counts([row for row in rows if row["sanity"]]),
+        "beyond": beyond,
+        "beyond_counts": counts(beyond),
+        "sanity": sanity,
+        "sanity_counts": counts(sanity),
         "sections": [{"title": title, "counts": counts([r for r in log if r["section"] == title])}
                      for title in sections],
         "counts": counts(log),
