@@ -6,7 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from whitebox.config import load_config, presentation
-from whitebox.paper.claims import METRIC_LABELS, REPORTED_ACCURACY_CLAIM, SANITY_METRICS
+from whitebox.paper.claims import (
+    METRIC_LABELS,
+    REPORTED_ACCURACY_CLAIM,
+    SANITY_METRICS,
+    claim_group,
+)
 from whitebox.paper.findings import BY_EYE
 from whitebox.paper.verdicts import MARKS, UNTESTED, claims_summary
 
@@ -55,10 +60,11 @@ def test_every_inh_evaluation_is_decided_by_a_claim():
 def test_sanity_checks_and_claims_beyond_the_log_are_apart_and_pictures_are_by_eye():
     config, summary = _summary_without_results()
     assert summary["sanity"], "the Adebayo sanity checks form their own group"
-    assert {row["metric"] for row in summary["sanity"]} <= {METRIC_LABELS[m] for m in SANITY_METRICS}
-    beyond = {(item["experiment"], item["text"]) for item in config["claims"]["items"]
-              if item.get("group") == "beyond"}
-    assert beyond and {(row["name"], row["text"]) for row in summary["beyond"]} == beyond
+    for group in ("sanity", "beyond"):
+        expected = {(item["experiment"], item["text"]) for item in config["claims"]["items"]
+                    if claim_group(item) == group}
+        assert expected and {(row["name"], row["text"]) for row in summary[group]} == expected
+    assert {METRIC_LABELS[m] for m in SANITY_METRICS} <= {row["metric"] for row in summary["sanity"]}
     with_results = [{"name": name, **shown, "finding": shown["finding"]}
                     for name, shown in presentation(config).items() if shown["finding"]]
     by_eye = claims_summary(with_results, [], presentation(config), {"items": []})

@@ -304,6 +304,11 @@ def test_a_random_label_twin_must_be_the_same_model_on_shuffled_labels(twin_edit
      "needs than (a time ratio is between two experiments)"),
     ({"experiment": "directional", "metric": "accuracy", "relation": "lower", "value": 1},
      "claims/items/0/metric: 'accuracy' is not one of"),
+    ({"experiment": "directional", "metric": "top_view_share", "relation": "lower", "value": 95},
+     "claims/items/0: a top_view_share claim needs the view_usage evaluation; add view_usage to "
+     "the evaluations of 'directional'"),
+    ({"experiment": "inh_mnist", "metric": "pgd_accuracy", "eps": 0.1, "relation": "higher",
+      "than": "directional"}, "add attacks to the evaluations of 'directional'"),
 ])
 def test_bad_claims_are_one_line_errors(claim, message):
     raw = yaml.safe_load((REPO / "config.yaml").read_text())

@@ -192,3 +192,16 @@ def test_paper_prints_the_gradient_metric_and_claims_tables(tmp_path, latexmk):
     assert "gradients align better" in words and "trains 8x slower" in words
     assert "Which claims of the log hold" in words
     assert "Of the 5 claims of the log listed in the summary that follows, 4 are reproduced" in words
+
+
+def test_top_view_share_is_the_most_used_view_per_seed():
+    def views(*per_seed):
+        return {"percent": {"mean": None, "std": None, "n": len(per_seed), "per_seed": list(per_seed)}}
+
+    usage = {"layers": [{"views": [views(99.0, 60.0), views(1.0, 40.0)]}]}
+    experiment = {"name": "p", "evaluations": {"view_usage": usage}}
+    claim = {"experiment": "p", "text": "uses its views", "metric": "top_view_share",
+             "relation": "lower", "value": 95}
+    row = evaluate_claim(claim, {"p": experiment}, {})
+    assert row["measured"]["per_seed"] == [99.0, 60.0]
+    assert row["measured"]["mean"] == pytest.approx(79.5) and row["points"]

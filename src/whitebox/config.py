@@ -31,6 +31,10 @@ PRESENTATION_DEFAULTS = {"title": "", "log_entry": "", "family": None, "family_t
                          "untested": None}
 # The option a claim of these metrics must give (the OOD set, the PGD budget).
 CLAIM_OPTIONS = {"ood_auroc": "set", "pgd_accuracy": "eps"}
+# The evaluation (config `evaluations:`) a claim metric is read from, for both experiments.
+CLAIM_EVALUATIONS = {"slot_update_gain": "slot_update", "ood_auroc": "ood",
+                     "class_incremental_auroc": "class_incremental", "pgd_accuracy": "attacks",
+                     "top_view_share": "view_usage"}
 # Why the paper has no results for an experiment that gpu_experiments: skip left out.
 GPU_SKIPPED = "GPU stage skipped (gpu_experiments: skip)"
 
@@ -137,6 +141,11 @@ def _check_claims(config: dict) -> None:
         option = CLAIM_OPTIONS.get(claim["metric"])
         if option and option not in claim:
             raise ConfigError(f"{where}: a {claim['metric']} claim needs {option}")
+        kind = CLAIM_EVALUATIONS.get(claim["metric"])
+        for name in (claim["experiment"], claim.get("than")):
+            if kind and name and kind not in experiments[name].get("evaluations", []):
+                raise ConfigError(f"{where}: a {claim['metric']} claim needs the {kind} "
+                                  f"evaluation; add {kind} to the evaluations of '{name}'")
         if "than" not in claim and ("value" not in claim or claim["metric"] == "time_ratio"):
             needs = "than (a time ratio is between two experiments)" \
                 if claim["metric"] == "time_ratio" else "than or value"

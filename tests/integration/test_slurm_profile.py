@@ -37,11 +37,10 @@ TIMING_KEYS = {"wall_time_s", "finished_at"}
 # (×1.3 ± 0.2 in the PDF).
 TIME_PATTERNS = [re.compile(r"\d[\d,.]*(?:\s|~|\\,)*(?:s|min|h)\b"),
                  re.compile(r"(?:\$\\times|×)\s*\d+\.\d(?:\s*(?:\\pm|±)\s*\d+\.\d)?\$?")]
-# A verdict on a claimed slowdown depends on those times, and so do the verdict counts: the
-# paper's verdicts are compared through results/summary/claims.csv instead. A verdict reads
-# "not reproduced" in the PDF's text and "\mbox{not} \mbox{reproduced}" in the TeX.
-VERDICTS = re.compile(r"(?<=claimcount@)\w+\\endcsname\{\d+\}|"
-                      r"(?:not(?:\}\s*\\mbox\{|\s+))?reproduced(?: \d+)?|inconclusive(?: \d+)?")
+# A verdict on a claimed slowdown depends on those times: the paper's verdicts are compared
+# through results/summary/claims.csv instead. A verdict reads "not reproduced" in the PDF's
+# text and may read "\mbox{not} \mbox{reproduced}" in the TeX.
+VERDICTS = re.compile(r"(?:not(?:\}\s*\\mbox\{|\s+))?reproduced(?: \d+)?|inconclusive(?: \d+)?")
 
 
 @pytest.fixture(scope="module")
@@ -131,18 +130,32 @@ def test_figures_equal_the_local_run(slurm_run, smoke_run):
         assert (workspace / png).read_bytes() == (smoke_run / png).read_bytes(), png
 
 
+# Generated files whose sentences are chosen by the verdicts (counts, lists of the claims not
+# reproduced), so by a timing claim's verdict too; their claims are compared through claims.csv.
+VERDICT_PROSE = {"claims_summary.tex", "discussion.tex"}
+
+
+def _without_verdict_prose(text: str) -> str:
+    """The PDF's text without the abstract (its outcome sentence), the claims summary and the
+    closing Discussion: their words follow the verdicts (see VERDICT_PROSE)."""
+    text = text[:text.index("Abstract")] + text[text.index("\nIntroduction\n"):]
+    return text[:text.rindex("\nDiscussion\n")] + text[text.index("\nReferences\n"):]
+
+
 def test_paper_equals_the_local_run_up_to_training_times(slurm_run, smoke_run):
     workspace, _ = slurm_run
-    generated = sorted(p.relative_to(smoke_run) for p in smoke_run.glob("paper/generated/*.tex"))
+    generated = sorted(p.relative_to(smoke_run) for p in smoke_run.glob("paper/generated/*.tex")
+                       if p.name not in VERDICT_PROSE)
     assert generated
     for tex in generated:
         ours, theirs = (_without_times((root / tex).read_text()) for root in (workspace, smoke_run))
         assert ours == theirs, tex
     texts = [subprocess.run(["pdftotext", str(root / "paper" / "main.pdf"), "-"], check=True,
                             capture_output=True, text=True).stdout for root in (workspace, smoke_run)]
-    assert texts[0].count("\f") == texts[1].count("\f")  # pages
+    # Pages: a verdict of another length may move a float by a page, no more.
+    assert abs(texts[0].count("\f") - texts[1].count("\f")) <= 1
     # The same words; a float may land elsewhere when a time is wider, so not their order.
-    words = [Counter(_without_times(text).split()) for text in texts]
+    words = [Counter(_without_times(_without_verdict_prose(text)).split()) for text in texts]
     assert sum(words[0].values()) > 2000 and words[0] == words[1]
 
 

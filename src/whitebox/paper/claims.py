@@ -137,19 +137,28 @@ def _pgd_accuracy(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
     return attack["accuracy"]
 
 
+def _top_view_share(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
+    """Percent of the maxima over views that the most used view wins (first view layer), per
+    seed: near 100 when the layer does not use its views, 100 / views when it uses all alike."""
+    layer = _evaluation(experiment, "view_usage")["layers"][0]
+    per_view = [view["percent"]["per_seed"] for view in layer["views"]]
+    return stat([None if None in shares else max(shares) for shares in zip(*per_view, strict=True)])
+
+
 # Metrics of the extra evaluations: name -> (label, how it is measured from a summary).
 EVALUATION_METRICS = {
     "slot_update_gain": ("held-out accuracy gain of a slot update", _slot_update_gain),
     "ood_auroc": ("AUROC, test set vs OOD set", _ood_auroc),
     "class_incremental_auroc": ("AUROC, seen vs unseen classes", _class_incremental_auroc),
     "pgd_accuracy": ("accuracy under PGD", _pgd_accuracy),
+    "top_view_share": ("maxima won by the most used view (%)", _top_view_share),
 }
 METRIC_LABELS = {"test_accuracy": "accuracy", "time_ratio": "training time ratio",
                  "slots": "slots", **METRIC_NAMES,
                  **{name: label for name, (label, _) in EVALUATION_METRICS.items()}}
 # Metrics in percent points (one decimal); the others are ratios or scores (two decimals).
 POINT_METRICS = ("test_accuracy", "slot_update_gain", "pgd_accuracy", "ood_auroc",
-                 "class_incremental_auroc")
+                 "class_incremental_auroc", "top_view_share")
 
 
 def _measure(experiment: dict[str, Any], metric: str, claim: dict[str, Any]) -> Stat:
