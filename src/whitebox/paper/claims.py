@@ -43,6 +43,10 @@ METRIC_NAMES = {
     "high_frequency_share": "high-frequency share",
     "model_randomisation_mean": "rank corr., randomised layers",
     "label_randomisation": "rank corr., shuffled labels",
+    "deletion_auc": "deletion AUC",
+    "deletion_auc_random": "deletion AUC, random order",
+    "insertion_auc": "insertion AUC",
+    "insertion_auc_random": "insertion AUC, random order",
 }
 # The pipeline's own checks of its gradients (Adebayo et al.), not claims of the log: the
 # claims summary lists them as a group of their own.
