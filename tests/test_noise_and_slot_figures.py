@@ -9,7 +9,7 @@ from whitebox.explain.noise import (
     unit_activations,
     unit_gradients_on_noise,
 )
-from whitebox.figures.curves import save_slot_update_curve
+from whitebox.figures.curves import save_slot_update_curves
 from whitebox.figures.slots import save_noise_gradient_figure, save_slot_figure
 from whitebox.models import build_classifier
 
@@ -107,10 +107,11 @@ def test_figures_write_pngs_and_leave_no_temp_files(tmp_path):
                                title="units")
     curve = {"new_slots": [0, 1, 2, 3], "accuracy_update": [90.0, 93.0, 95.0, 96.0],
              "accuracy_heldout": [90.5, 91.0, 91.5, 91.6]}
-    save_slot_update_curve(curve, tmp_path / "curve.png", anchor=("anchor", 97.8))
+    save_slot_update_curves({"revealed": curve}, tmp_path / "curve.png", anchor=("anchor", 97.8))
     evaluation_spelling = {"new_slots": [0, 5], "accuracy_update": [90.0, 91.0],
                            "accuracy_held_out": [89.0, 89.5]}
-    save_slot_update_curve(evaluation_spelling, tmp_path / "curve2.png", anchor=97.8)
+    save_slot_update_curves({"revealed": curve, "revealed+predicted": evaluation_spelling},
+                            tmp_path / "curve2.png", anchor=97.8)
     _assert_only_png(tmp_path, ["slots.png", "noise.png", "curve.png", "curve2.png"])
 
 
@@ -118,5 +119,7 @@ def test_figure_inputs_are_checked(tmp_path):
     with pytest.raises(ValueError, match="reshape"):
         save_slot_figure(torch.randn(2, 10), torch.tensor([0, 1]), ["a", "b"], (1, 5, 5), tmp_path / "s.png")
     with pytest.raises(ValueError, match="lacks"):
-        save_slot_update_curve({"new_slots": [0]}, tmp_path / "c.png")
+        save_slot_update_curves({"revealed": {"new_slots": [0]}}, tmp_path / "c.png")
+    with pytest.raises(ValueError, match="no slot-update curve"):
+        save_slot_update_curves({}, tmp_path / "c.png")
     assert list(tmp_path.iterdir()) == []

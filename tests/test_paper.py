@@ -478,7 +478,7 @@ def test_inh_runs_carry_slots_and_compression_over_seeds(tmp_path, inh_results):
         "slot_update": "../results/mnist/inh_mnist_slot_update.png",
         "noise_gradients": "../results/mnist/inh_mnist_noise_gradients.png",
     }
-    assert inh["figure_spec"]["slot_update"]["protocol"] == "revealed+predicted"
+    assert inh["figure_spec"]["slot_update"]["protocols"] == ["revealed", "revealed+predicted"]
     assert [e["name"] for e in context["inh_figure_experiments"]] == ["inh_mnist"]
     assert context["main_figure_experiments"] == []
 
@@ -498,7 +498,6 @@ def test_evaluations_are_aggregated_over_seeds(tmp_path, inh_results):
     assert revealed["update_half"]["after"]["accuracy"]["mean"] == pytest.approx(95.5)
     assert predicted["held_out"]["after"]["accuracy"]["std"] == 0.0
     assert revealed["held_out"]["after"]["unmatched"]["per_seed"] == [20, 21]
-    assert predicted["plotted"] and not revealed["plotted"]
 
     ood = evaluations["ood"]
     assert ood["in_distribution"]["unmatched"]["mean"] == pytest.approx(2.5)
@@ -630,7 +629,7 @@ def test_inh_tables_show_slots_anchor_and_drops(tmp_path, inh_results):
     assert "2 more" in discussion and "\\textbf{not met}" in discussion
     figures_tex = (tmp_path / "generated" / "figures.tex").read_text()
     assert "\\label{fig:InhMnist-slots}" in figures_tex
-    assert "protocol\n    \\texttt{revealed+predicted}" in figures_tex
+    assert "one panel per protocol:\n    \\texttt{revealed} (new thresholds" in figures_tex
 
 
 def test_paper_builds_with_inh_results(tmp_path, latexmk):

@@ -44,7 +44,8 @@ def configure(command: str, parser: argparse.ArgumentParser) -> None:
                 continue  # an experiment name: the command takes --compare-model instead
             flag = f"--{option.replace('_', '-')}"
             if schema.get("type") == "array":
-                sub.add_argument(flag, dest=option, type=int, nargs="+", help=schema.get("description"))
+                item = TYPES.get(schema.get("items", {}).get("type"), str)  # enums: words
+                sub.add_argument(flag, dest=option, type=item, nargs="+", help=schema.get("description"))
             elif schema.get("type") in TYPES:
                 sub.add_argument(flag, dest=option, type=TYPES[schema["type"]],
                                  help=f"{schema.get('description', '')} (default {schema.get('default')})")

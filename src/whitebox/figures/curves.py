@@ -15,17 +15,36 @@ from whitebox.figures.grids import save_figure  # noqa: E402
 HELD_OUT_KEYS = ("accuracy_heldout", "accuracy_held_out")  # both spellings are accepted
 
 
-def save_slot_update_curve(curve: dict, path: Path,
-                           anchor: float | tuple[str, float] | None = None) -> None:
-    """Accuracy (%) on the update half and on the held-out half vs new slots added.
+def save_slot_update_curves(curves: dict[str, dict], path: Path,
+                            anchor: float | tuple[str, float] | None = None) -> None:
+    """One panel per protocol (``{protocol: curve}``, drawn in that order, one y scale):
+    accuracy (%) on the update half and on the held-out half vs new slots added.
 
-    ``curve`` is ``{"new_slots": [0, 1, ...], "accuracy_update": [...],
-    "accuracy_heldout": [...]}`` (or ``"accuracy_held_out"``, as the slot-update
-    evaluation writes it) with accuracies in percent; the first point is the model before
-    the update, the last one after it (both are marked with their values). ``anchor``
-    draws a dashed reference line: a percentage, or ``(label, percentage)``
-    (e.g. ``("anchor 97.8 %", 97.8)``).
+    A curve is ``{"new_slots": [0, 1, ...], "accuracy_update": [...], "accuracy_heldout":
+    [...]}`` (or ``"accuracy_held_out"``, as the slot-update evaluation writes it) with
+    accuracies in percent; the first point is the model before the update, the last one after
+    it (both are marked with their values). ``anchor`` draws a dashed reference line: a
+    percentage, or ``(label, percentage)`` (e.g. ``("anchor 97.8 %", 97.8)``).
     """
+    if not curves:
+        raise ValueError("no slot-update curve to draw")
+    lines = {protocol: _curve_lines(curve) for protocol, curve in curves.items()}
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.4 * len(curves), 2.6), sharey=True,
+                             squeeze=False)
+    for ax, (protocol, (x, protocol_lines)) in zip(axes[0], lines.items(), strict=True):
+        _draw_curve(ax, x, protocol_lines, anchor)
+        if len(curves) > 1:
+            ax.set_title(f"protocol {protocol}", fontsize=8)
+    axes[0, 0].set_ylabel("accuracy (%)", fontsize=8)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, frameon=False, loc="upper center", ncol=3,
+               columnspacing=1.0, handlelength=1.8)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    save_figure(fig, path)
+
+
+def _curve_lines(curve: dict) -> tuple[list, list]:
+    """The x values and ``(name, values, colour, marker)`` of the two halves, checked."""
     held_out_key = next((key for key in HELD_OUT_KEYS if key in curve), None)
     missing = [key for key in ("new_slots", "accuracy_update") if key not in curve]
     missing += [] if held_out_key else [HELD_OUT_KEYS[0]]
@@ -39,7 +58,11 @@ def save_slot_update_curve(curve: dict, path: Path,
         if len(values) != len(x) or not x:
             raise ValueError(f"slot-update curve: {len(values)} accuracies for {name} but "
                              f"{len(x)} slot counts")
-    fig, ax = plt.subplots(figsize=(3.4, 2.5))
+    return x, lines
+
+
+def _draw_curve(ax: plt.Axes, x: list, lines: list,
+                anchor: float | tuple[str, float] | None) -> None:
     markevery = None if len(x) <= 30 else 0.08  # dense curves: evenly spaced markers
     for name, values, colour, marker in lines:
         ax.plot(x, values, color=colour, marker=marker, markersize=3, markevery=markevery,
@@ -61,17 +84,15 @@ def save_slot_update_curve(curve: dict, path: Path,
         label, level = anchor if isinstance(anchor, tuple) else (f"anchor {anchor:.1f} %", anchor)
         ax.axhline(level, color="grey", linestyle="--", linewidth=1.0, label=label)
     ax.set_xlabel("new slots added", fontsize=8)
-    ax.set_ylabel("accuracy (%)", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.margins(x=0.03, y=0.15)
     ax.grid(alpha=0.3, linewidth=0.5)
     ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(fontsize=7, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2,
-              columnspacing=1.0, handlelength=1.8)
-    save_figure(fig, path)
 
 
 def render_slot_update(job) -> None:
-    """The ``slot_update`` kind: the accuracy curve of one protocol of slot_update.json."""
-    save_slot_update_curve(job.evaluation_result()[job.options["protocol"]]["curve"], job.out)
+    """The ``slot_update`` kind: the accuracy curves of the chosen protocols of slot_update.json."""
+    result = job.evaluation_result()
+    save_slot_update_curves({protocol: result[protocol]["curve"]
+                             for protocol in job.options["protocols"]}, job.out)

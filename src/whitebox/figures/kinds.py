@@ -62,10 +62,12 @@ FIGURE_KINDS: dict[str, FigureKind] = {
         render="whitebox.figures.curves:render_slot_update", category="INH slot update",
         caption="Continual slot update: test accuracy on the update half and on the held-out half "
                 "of the test set as the new slots covering the unmatched examples are added in "
-                "greedy order.",
+                "greedy order, one panel per protocol.",
         inputs=(SLOT_UPDATE, NO_MODEL),
-        options={"protocol": {"enum": ["revealed", "revealed+predicted"],
-                              "default": "revealed+predicted"}}),
+        options={"protocols": {"type": "array", "minItems": 1, "uniqueItems": True,
+                               "items": {"enum": ["revealed", "revealed+predicted"]},
+                               "default": ["revealed", "revealed+predicted"],
+                               "description": "the protocols of slot_update.json drawn, a panel each"}}),
     # The views of a layer's units and kernels.
     "noise_gradients": FigureKind(
         render="whitebox.figures.slots:render_noise_gradients", category="Gradients on noise",

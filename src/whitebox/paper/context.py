@@ -37,7 +37,7 @@ from whitebox.paper.claims import (
 )
 from whitebox.paper.errors import PaperInputError
 from whitebox.paper.evaluations import (
-    SLOT_UPDATE_FIGURE_PROTOCOL,
+    SLOT_UPDATE_FIGURE_PROTOCOLS,
     Stat,
     run_evaluations,
     stat,
@@ -267,7 +267,7 @@ def summarize_experiment(
     parameters = [int(m["n_parameters"]) for m in runs]
     figure_spec = dict(shown["figures"])
     if "slot_update" in figure_spec:
-        figure_spec["slot_update"] = {"protocol": SLOT_UPDATE_FIGURE_PROTOCOL,
+        figure_spec["slot_update"] = {"protocols": SLOT_UPDATE_FIGURE_PROTOCOLS,
                                       **(figure_spec["slot_update"] or {})}
     if "noise_gradients" in figure_spec:
         figure_spec["noise_gradients"] = {

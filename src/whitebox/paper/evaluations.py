@@ -26,9 +26,9 @@ from whitebox.evaluation.kinds import EVALUATION_KINDS
 from whitebox.figures.kinds import FIGURE_KINDS
 from whitebox.paper.errors import PaperInputError
 
-SLOT_UPDATE_PROTOCOLS = tuple(FIGURE_KINDS["slot_update"].options["protocol"]["enum"])
+SLOT_UPDATE_PROTOCOLS = tuple(FIGURE_KINDS["slot_update"].options["protocols"]["items"]["enum"])
 # The slot_update figure plots this protocol unless its options say otherwise.
-SLOT_UPDATE_FIGURE_PROTOCOL = FIGURE_KINDS["slot_update"].options["protocol"]["default"]
+SLOT_UPDATE_FIGURE_PROTOCOLS = FIGURE_KINDS["slot_update"].options["protocols"]["default"]
 EVALUATION_KEYS = ("evaluation", "experiment", "seed", "config_hash", "result")
 
 # Readable names of the OOD sets ``whitebox evaluate --kind ood`` writes.
@@ -160,7 +160,6 @@ def summarize_slot_update(summary: dict[str, Any], experiment: str) -> dict[str,
             "update_half": protocol["update"],
             "held_out": protocol["held_out"],
             "revealed": protocol.get("revealed"),
-            "plotted": name == SLOT_UPDATE_FIGURE_PROTOCOL,
         })
     return {"protocols": protocols}
 
