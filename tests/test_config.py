@@ -305,10 +305,10 @@ def test_a_random_label_twin_must_be_the_same_model_on_shuffled_labels(twin_edit
     ({"experiment": "directional", "metric": "accuracy", "relation": "lower", "value": 1},
      "claims/items/0/metric: 'accuracy' is not one of"),
     ({"experiment": "directional", "metric": "top_view_share", "relation": "lower", "value": 95},
-     "claims/items/0: a top_view_share claim needs the view_usage evaluation; add view_usage to "
-     "the evaluations of 'directional'"),
+     "claims/items/0/experiment: a top_view_share claim needs the view_usage evaluation of "
+     "'directional'; add view_usage to experiments/directional/evaluations"),
     ({"experiment": "inh_mnist", "metric": "pgd_accuracy", "eps": 0.1, "relation": "higher",
-      "than": "directional"}, "add attacks to the evaluations of 'directional'"),
+      "than": "directional"}, "claims/items/0/than: a pgd_accuracy claim needs the attacks"),
 ])
 def test_bad_claims_are_one_line_errors(claim, message):
     raw = yaml.safe_load((REPO / "config.yaml").read_text())

@@ -198,7 +198,7 @@ def test_top_view_share_is_the_most_used_view_per_seed():
     def views(*per_seed):
         return {"percent": {"mean": None, "std": None, "n": len(per_seed), "per_seed": list(per_seed)}}
 
-    usage = {"layers": [{"views": [views(99.0, 60.0), views(1.0, 40.0)]}]}
+    usage = {"layers": [{"layer": "net.conv2", "views": [views(99.0, 60.0), views(1.0, 40.0)]}]}
     experiment = {"name": "p", "evaluations": {"view_usage": usage}}
     claim = {"experiment": "p", "text": "uses its views", "metric": "top_view_share",
              "relation": "lower", "value": 95}

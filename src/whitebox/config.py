@@ -29,11 +29,13 @@ TORCHVISION_DATASETS = ("mnist", "cifar10")
 PRESENTATION_DEFAULTS = {"title": "", "log_entry": "", "family": None, "family_title": "",
                          "finding": None, "reported": {}, "figures": {}, "evaluations": [],
                          "untested": None}
-# The option a claim of these metrics must give (the OOD set, the PGD budget).
-CLAIM_OPTIONS = {"ood_auroc": "set", "pgd_accuracy": "eps"}
-# The evaluation (config `evaluations:`) a claim metric is read from, for both experiments.
+# The option a claim of these metrics must give (the OOD set, the PGD budget, the hidden layer).
+CLAIM_OPTIONS = {"ood_auroc": "set", "pgd_accuracy": "eps", "hidden_noise_stability": "layer"}
+# The evaluation that measures a claim's metric, for its experiment and its `than`.
 CLAIM_EVALUATIONS = {"slot_update_gain": "slot_update", "ood_auroc": "ood",
                      "class_incremental_auroc": "class_incremental", "pgd_accuracy": "attacks",
+                     "dead_units": "unit_activity", "representation_correlation": "unit_activity",
+                     "hidden_noise_stability": "hidden_noise_stability",
                      "top_view_share": "view_usage"}
 # Why the paper has no results for an experiment that gpu_experiments: skip left out.
 GPU_SKIPPED = "GPU stage skipped (gpu_experiments: skip)"
@@ -130,7 +132,8 @@ def _check_random_label_twin(config: dict, name: str, experiment: dict) -> None:
 
 
 def _check_claims(config: dict) -> None:
-    """Every claim names known experiments and has something to compare with."""
+    """Every claim names known experiments, has something to compare with, and its
+    experiments list the evaluation its metric is measured by."""
     experiments = config["experiments"]
     valid = ", ".join(sorted(experiments))
     for index, claim in enumerate(config["claims"]["items"]):
@@ -142,10 +145,11 @@ def _check_claims(config: dict) -> None:
         if option and option not in claim:
             raise ConfigError(f"{where}: a {claim['metric']} claim needs {option}")
         kind = CLAIM_EVALUATIONS.get(claim["metric"])
-        for name in (claim["experiment"], claim.get("than")):
-            if kind and name and kind not in experiments[name].get("evaluations", []):
-                raise ConfigError(f"{where}: a {claim['metric']} claim needs the {kind} "
-                                  f"evaluation; add {kind} to the evaluations of '{name}'")
+        for key in ("experiment", "than"):
+            if kind and key in claim and kind not in experiments[claim[key]]["evaluations"]:
+                raise ConfigError(f"{where}/{key}: a {claim['metric']} claim needs the {kind} "
+                                  f"evaluation of '{claim[key]}'; add {kind} to "
+                                  f"experiments/{claim[key]}/evaluations")
         if "than" not in claim and ("value" not in claim or claim["metric"] == "time_ratio"):
             needs = "than (a time ratio is between two experiments)" \
                 if claim["metric"] == "time_ratio" else "than or value"

@@ -21,6 +21,7 @@ rule paper_generated:
         GENERATED,
     input:
         metrics=all_runs("metrics.json"),
+        train_logs=all_runs("train_log.csv"),  # the train-test gap's train accuracy
         evaluations=all_evaluations(),
         gradient_metrics=all_runs("gradient_metrics.json"),
         figures=list(FIGURES),
@@ -84,6 +85,7 @@ rule summary_tables:
         ),
     input:
         metrics=all_runs("metrics.json"),
+        train_logs=all_runs("train_log.csv"),  # the train-test gap's train accuracy
         evaluations=all_evaluations(),
         gradient_metrics=all_runs("gradient_metrics.json"),
         presentation=rules.presentation.output[0],

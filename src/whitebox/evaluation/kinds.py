@@ -43,4 +43,12 @@ EVALUATION_KINDS: dict[str, EvaluationKind] = {
         run="whitebox.evaluation.view_usage:evaluate",
         description="layers with a maximum over views: the share of maxima each view wins",
         inh_only=False),
+    "unit_activity": EvaluationKind(
+        run="whitebox.evaluation.unit_activity:evaluate",
+        description="dead ReLU-like units per layer; correlations of the representation units",
+        inh_only=False),
+    "hidden_noise_stability": EvaluationKind(
+        run="whitebox.evaluation.hidden_noise_stability:evaluate",
+        description="per convolution, how stable its units' input gradients are on noise",
+        inh_only=False),
 }

@@ -9,17 +9,20 @@ A claim (config.yaml ``claims.items``, every accuracy ``finding`` with a relatio
 that an experiment's metric is lower than, higher than or similar to that of another
 experiment (``than``) or a number (``value``), or at least (at most) a number the log
 reports. Besides accuracy, time and the gradient metrics, a claim may measure an extra
-evaluation of INH models (:data:`EVALUATION_METRICS`). The evidence is the difference d of the
+evaluation of the model (:data:`EVALUATION_METRICS`). The evidence is the difference d of the
 means (or d = mean - value) and its seed-to-seed spread s (sqrt of the summed variances;
 the std alone against a value); the verdict is :func:`whitebox.paper.findings.verdict`
 with the claim's margin, by default ``claims.margins[metric]`` for "similar" and 0 for
 "lower"/"higher". ``time_ratio`` compares training times: r = mean time / mean time of
 ``than``, d = r - value (value 1 unless given), s = r * sqrt(cv^2 + cv_than^2) with cv the
-coefficient of variation of each experiment's wall times.
+coefficient of variation of each experiment's wall times. ``generalisation_gap`` is the train
+accuracy of the last epoch (``train_log.csv``: the running accuracy over that epoch's augmented
+batches in training mode, as training reports it) minus the test accuracy, in points.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -30,6 +33,7 @@ from whitebox.paper.evaluations import Stat, stat
 from whitebox.paper.findings import DEFAULT_MARGIN, verdict
 
 GRADIENT_METRICS_FILE = "gradient_metrics.json"
+TRAIN_LOG_FILE = "train_log.csv"
 REPORTED_MARGIN = 2.0  # points: "reaches the accuracy the log reports" (claims.margins)
 REPORTED_ACCURACY_CLAIM = "reaches the accuracy the log reports"
 REPORTED_SLOTS_MARGIN = 0.1  # share of the slot count the log reports (claims.margins)
@@ -83,6 +87,28 @@ def summarize_gradient_metrics(name: str, results: list[dict | None]) -> dict[st
         raise PaperInputError(f"experiment '{name}': gradient_metrics.json exists for only "
                               f"{len(present)} of {len(results)} seeds; run the gradient_metrics rule")
     return {key: stat([r.get(key) for r in present]) for key in METRIC_NAMES}
+
+
+def last_train_accuracy(metrics_path: Path) -> float | None:
+    """Train accuracy (%) of the last epoch in the ``train_log.csv`` next to ``metrics_path``
+    (None without the file)."""
+    path = Path(metrics_path).parent / TRAIN_LOG_FILE
+    if not path.is_file():
+        return None
+    rows = list(csv.DictReader(path.read_text().splitlines()))
+    try:
+        return float(rows[-1]["train_accuracy"])
+    except (IndexError, KeyError, TypeError, ValueError):
+        raise PaperInputError(f"{path} has no train_accuracy of a last epoch; retrain that "
+                              "run with the current code") from None
+
+
+def generalisation_gap(group: list[tuple[Path, dict[str, Any]]]) -> Stat:
+    """Points of train accuracy (last epoch) over test accuracy, over the seeds of ``group``
+    (``(metrics path, metrics)``) that have a training log."""
+    trained = [(last_train_accuracy(path), metrics) for path, metrics in group]
+    return stat([None if train is None else train - float(metrics["test_accuracy"])
+                 for train, metrics in trained])
 
 
 def _wall_time(experiment: dict[str, Any]) -> Stat:
@@ -141,11 +167,42 @@ def _pgd_accuracy(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
     return attack["accuracy"]
 
 
+def _layer(experiment: dict[str, Any], kind: str, claim: dict[str, Any]) -> dict[str, Any]:
+    """The layer ``claim['layer']`` of the ``kind`` evaluation (its first layer by default)."""
+    layers = _evaluation(experiment, kind)["layers"]
+    name = claim.get("layer")
+    layer = next((entry for entry in layers if name in (None, entry["layer"])), None)
+    if layer is None:
+        raise PaperInputError(f"claim '{claim['text']}': the {kind} evaluation of "
+                              f"'{experiment['name']}' has no layer '{name}'; valid: "
+                              f"{', '.join(entry['layer'] for entry in layers) or 'none'}")
+    return layer
+
+
+def _dead_units(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
+    """Share of the units of the first layer of ReLU-like units (or ``claim['layer']``) that
+    never fire on the test set."""
+    return _layer(experiment, "unit_activity", claim)["dead_share"]
+
+
+def _representation_correlation(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
+    """Mean absolute Pearson correlation between the representation units on the test set."""
+    representation = _evaluation(experiment, "unit_activity")["representation"]
+    if representation is None:
+        raise PaperInputError(f"claim '{claim['text']}': '{experiment['name']}' has no "
+                              "representation units (no SoftMaxPool); drop the claim")
+    return representation["mean_abs_correlation"]
+
+
+def _hidden_noise_stability(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
+    """Noise stability of the input gradients of the units of hidden layer ``claim['layer']``."""
+    return _layer(experiment, "hidden_noise_stability", claim)["noise_stability"]
+
+
 def _top_view_share(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
-    """Percent of the maxima over views that the most used view wins (first view layer), per
-    seed: near 100 when the layer does not use its views, 100 / views when it uses all alike."""
-    layer = _evaluation(experiment, "view_usage")["layers"][0]
-    per_view = [view["percent"]["per_seed"] for view in layer["views"]]
+    """Percent of the maxima over views that the most used view wins (of the first view layer
+    or ``claim['layer']``), per seed: near 100 when the layer does not use its views."""
+    per_view = [view["percent"]["per_seed"] for view in _layer(experiment, "view_usage", claim)["views"]]
     return stat([None if None in shares else max(shares) for shares in zip(*per_view, strict=True)])
 
 
@@ -155,14 +212,18 @@ EVALUATION_METRICS = {
     "ood_auroc": ("AUROC, test set vs OOD set", _ood_auroc),
     "class_incremental_auroc": ("AUROC, seen vs unseen classes", _class_incremental_auroc),
     "pgd_accuracy": ("accuracy under PGD", _pgd_accuracy),
+    "dead_units": ("share of dead units", _dead_units),
+    "representation_correlation": ("mean |corr.| of representation units",
+                                   _representation_correlation),
+    "hidden_noise_stability": ("noise stability of hidden units", _hidden_noise_stability),
     "top_view_share": ("maxima won by the most used view (%)", _top_view_share),
 }
 METRIC_LABELS = {"test_accuracy": "accuracy", "time_ratio": "training time ratio",
-                 "slots": "slots", **METRIC_NAMES,
+                 "slots": "slots", "generalisation_gap": "train-test accuracy gap", **METRIC_NAMES,
                  **{name: label for name, (label, _) in EVALUATION_METRICS.items()}}
 # Metrics in percent points (one decimal); the others are ratios or scores (two decimals).
 POINT_METRICS = ("test_accuracy", "slot_update_gain", "pgd_accuracy", "ood_auroc",
-                 "class_incremental_auroc", "top_view_share")
+                 "class_incremental_auroc", "generalisation_gap", "top_view_share")
 
 
 def _measure(experiment: dict[str, Any], metric: str, claim: dict[str, Any]) -> Stat:
@@ -170,8 +231,17 @@ def _measure(experiment: dict[str, Any], metric: str, claim: dict[str, Any]) -> 
         return experiment["accuracy"]
     if metric == "slots":
         return experiment["slots"]
+    if metric == "generalisation_gap":
+        if experiment["generalisation_gap"]["mean"] is None:
+            raise PaperInputError(f"claim on '{experiment['name']}' needs the train_log.csv "
+                                  "next to each metrics.json; retrain the experiment")
+        return experiment["generalisation_gap"]
     if metric in EVALUATION_METRICS:
-        return EVALUATION_METRICS[metric][1](experiment, claim)
+        measured = EVALUATION_METRICS[metric][1](experiment, claim)
+        if measured is None or measured["mean"] is None:
+            raise PaperInputError(f"claim '{claim['text']}': no seed of '{experiment['name']}' "
+                                  f"has a {metric} in its evaluation files")
+        return measured
     metrics = experiment["gradient_metrics"]
     if metrics is None:
         raise PaperInputError(f"claim on '{experiment['name']}' needs its gradient metrics; run "

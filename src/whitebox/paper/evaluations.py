@@ -235,12 +235,33 @@ def summarize_view_usage(summary: dict[str, Any], experiment: str) -> dict[str, 
     return {"n_images": summary["n_images"]["mean"], "layers": layers}
 
 
+def summarize_unit_activity(summary: dict[str, Any], experiment: str) -> dict[str, Any]:
+    """Per layer of ReLU-like units its dead units (count and share); the representation's
+    mean absolute correlation and effective rank (None without a SoftMaxPool)."""
+    _require(summary, ("n_images", "layers"), "unit_activity", experiment)
+    for layer in summary["layers"]:
+        _require(layer, ("layer", "n_units", "dead", "dead_share"), "unit_activity", experiment)
+    return {"n_images": summary["n_images"]["mean"], "layers": summary["layers"],
+            "representation": summary.get("representation")}
+
+
+def summarize_hidden_noise_stability(summary: dict[str, Any], experiment: str) -> dict[str, Any]:
+    """Per convolution the mean noise stability of its units' centre gradients."""
+    _require(summary, ("n_noise", "layers"), "hidden_noise_stability", experiment)
+    for layer in summary["layers"]:
+        _require(layer, ("layer", "n_units", "noise_stability"), "hidden_noise_stability",
+                 experiment)
+    return {"n_noise": summary["n_noise"]["mean"], "layers": summary["layers"]}
+
+
 SUMMARIZERS = {
     "slot_update": summarize_slot_update,
     "ood": summarize_ood,
     "class_incremental": summarize_class_incremental,
     "attacks": summarize_attacks,
     "view_usage": summarize_view_usage,
+    "unit_activity": summarize_unit_activity,
+    "hidden_noise_stability": summarize_hidden_noise_stability,
 }
 
 
