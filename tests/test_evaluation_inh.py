@@ -134,6 +134,11 @@ def test_slot_update_with_predicted_reference_freezes_matched_predictions(max_mo
         assert update["after"]["accuracy"] == pytest.approx(update["before"]["accuracy"] + gained, abs=1e-3)
         assert revealed["accuracy_after"] == 100.0 and report["reference"] == "revealed+predicted"
         assert update["after"]["accuracy"] > update["before"]["accuracy"]
+        # Forgetting: counted over both halves of what was correct before the update.
+        correct = round((update["before"]["accuracy"] * n + report["held_out"]["before"]["accuracy"]
+                         * report["n_held_out"]) / 100)
+        assert report["retained"]["n"] == correct > 0
+        assert 0 <= report["retained"]["accuracy_after"] <= 100
     with pytest.raises(ValueError, match="reference must be"):
         continual_slot_update(max_model, images, labels, reference="all")
 

@@ -32,7 +32,8 @@ PRESENTATION_DEFAULTS = {"title": "", "log_entry": "", "family": None, "family_t
 # The option a claim of these metrics must give (the OOD set, the PGD budget, the hidden layer).
 CLAIM_OPTIONS = {"ood_auroc": "set", "pgd_accuracy": "eps", "hidden_noise_stability": "layer"}
 # The evaluation that measures a claim's metric, for its experiment and its `than`.
-CLAIM_EVALUATIONS = {"slot_update_gain": "slot_update", "ood_auroc": "ood",
+CLAIM_EVALUATIONS = {"slot_update_gain": "slot_update", "slot_update_retention": "slot_update",
+                     "ood_auroc": "ood",
                      "class_incremental_auroc": "class_incremental", "pgd_accuracy": "attacks",
                      "dead_units": "unit_activity", "representation_correlation": "unit_activity",
                      "hidden_noise_stability": "hidden_noise_stability",

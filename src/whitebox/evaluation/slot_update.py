@@ -115,6 +115,7 @@ def continual_slot_update(model: nn.Module, images: torch.Tensor, labels: torch.
          update:   {before: {accuracy %, unmatched, unmatched_pct}, after: {...}},
          held_out: {before: {...}, after: {...}},
          revealed: {n, covered, accuracy_before %, accuracy_after %},
+         retained: {n, accuracy_after %},   # test examples correct before: still correct?
          curve: {new_slots: [k...], accuracy_update: [%...], accuracy_held_out: [%...]}}
     """
     if labels.shape != images.shape[:1] or labels.dtype != torch.long:
@@ -160,6 +161,7 @@ def continual_slot_update(model: nn.Module, images: torch.Tensor, labels: torch.
                 "after": _half_stats(after_predictions[index], after_margins[index], labels[index])}
 
     n_revealed = int(unmatched.numel())
+    correct_before = before_predictions == labels
     return {
         "seed": seed,
         "reference": reference,
@@ -178,6 +180,13 @@ def continual_slot_update(model: nn.Module, images: torch.Tensor, labels: torch.
                                         n_revealed),
             "accuracy_after": _percent((after_predictions[unmatched] == labels[unmatched]).sum(),
                                        n_revealed),
+        },
+        # Forgetting: of the test examples (both halves) the model classified correctly before
+        # the update, the share it still classifies correctly after it.
+        "retained": {
+            "n": int(correct_before.sum()),
+            "accuracy_after": _percent((after_predictions[correct_before]
+                                        == labels[correct_before]).sum(), int(correct_before.sum())),
         },
         "curve": {"new_slots": steps, "accuracy_update": curve_update,
                   "accuracy_held_out": curve_held_out},

@@ -129,16 +129,31 @@ def _difference_stat(after: Stat, before: Stat) -> Stat:
                  for a, b in zip(after["per_seed"], before["per_seed"], strict=True)])
 
 
-def _slot_update_gain(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
-    """Points of held-out accuracy a slot update adds (protocol ``claim['protocol']``)."""
+def _slot_update_protocol(experiment: dict[str, Any], claim: dict[str, Any]) -> dict[str, Any]:
+    """The summary of the slot-update protocol ``claim['protocol']`` (default the log's)."""
     protocols = _evaluation(experiment, "slot_update")["protocols"]
     name = claim.get("protocol", "revealed")
     protocol = next((p for p in protocols if p["name"] == name), None)
     if protocol is None:
         raise PaperInputError(f"claim '{claim['text']}': no slot-update protocol '{name}'; "
                               f"valid: {', '.join(p['name'] for p in protocols)}")
-    held_out = protocol["held_out"]
+    return protocol
+
+
+def _slot_update_gain(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
+    """Points of held-out accuracy a slot update adds (protocol ``claim['protocol']``)."""
+    held_out = _slot_update_protocol(experiment, claim)["held_out"]
     return _difference_stat(held_out["after"]["accuracy"], held_out["before"]["accuracy"])
+
+
+def _slot_update_retention(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
+    """Percent of the test images classified correctly before a slot update (protocol
+    ``claim['protocol']``) that are still classified correctly after it."""
+    retained = _slot_update_protocol(experiment, claim).get("retained")
+    if retained is None:
+        raise PaperInputError(f"claim '{claim['text']}': the slot_update evaluation of "
+                              f"'{experiment['name']}' predates the retention count; rerun it")
+    return retained["accuracy_after"]
 
 
 def _ood_auroc(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
@@ -209,6 +224,8 @@ def _top_view_share(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
 # Metrics of the extra evaluations: name -> (label, how it is measured from a summary).
 EVALUATION_METRICS = {
     "slot_update_gain": ("held-out accuracy gain of a slot update", _slot_update_gain),
+    "slot_update_retention": ("correct before a slot update, still correct (%)",
+                              _slot_update_retention),
     "ood_auroc": ("AUROC, test set vs OOD set", _ood_auroc),
     "class_incremental_auroc": ("AUROC, seen vs unseen classes", _class_incremental_auroc),
     "pgd_accuracy": ("accuracy under PGD", _pgd_accuracy),
@@ -223,7 +240,8 @@ METRIC_LABELS = {"test_accuracy": "accuracy", "time_ratio": "training time ratio
                  **{name: label for name, (label, _) in EVALUATION_METRICS.items()}}
 # Metrics in percent points (one decimal); the others are ratios or scores (two decimals).
 POINT_METRICS = ("test_accuracy", "slot_update_gain", "pgd_accuracy", "ood_auroc",
-                 "class_incremental_auroc", "generalisation_gap", "top_view_share")
+                 "class_incremental_auroc", "generalisation_gap", "top_view_share",
+                 "slot_update_retention")
 
 
 def _measure(experiment: dict[str, Any], metric: str, claim: dict[str, Any]) -> Stat:

@@ -160,6 +160,7 @@ def summarize_slot_update(summary: dict[str, Any], experiment: str) -> dict[str,
             "update_half": protocol["update"],
             "held_out": protocol["held_out"],
             "revealed": protocol.get("revealed"),
+            "retained": protocol.get("retained"),
         })
     return {"protocols": protocols}
 
