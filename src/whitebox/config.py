@@ -31,6 +31,10 @@ PRESENTATION_DEFAULTS = {"title": "", "log_entry": "", "family": None, "family_t
                          "untested": None}
 # The option a claim of these metrics must give (the OOD set, the PGD budget).
 CLAIM_OPTIONS = {"ood_auroc": "set", "pgd_accuracy": "eps"}
+# The evaluation a claim of these metrics reads, in the experiment and in ``than``.
+CLAIM_EVALUATIONS = {"slot_update_gain": "slot_update", "ood_auroc": "ood",
+                     "class_incremental_auroc": "class_incremental", "pgd_accuracy": "attacks",
+                     "label_error_recall": "label_errors", "label_error_precision": "label_errors"}
 # Why the paper has no results for an experiment that gpu_experiments: skip left out.
 GPU_SKIPPED = "GPU stage skipped (gpu_experiments: skip)"
 
@@ -99,6 +103,9 @@ def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
             )
     for name, experiment in config["experiments"].items():
         _check_random_label_twin(config, name, experiment)
+        if "label_errors" in experiment["evaluations"] and "flip_labels" not in experiment["training"]:
+            raise ConfigError(f"config error at experiments/{name}/evaluations: label_errors needs "
+                              "known label errors; set training: {flip_labels: {share: 0.01}}")
     _check_claims(config)
     _check_gradient_comparison(config)
     figure_files(config)  # two figures must not write the same file
@@ -126,7 +133,8 @@ def _check_random_label_twin(config: dict, name: str, experiment: dict) -> None:
 
 
 def _check_claims(config: dict) -> None:
-    """Every claim names known experiments and has something to compare with."""
+    """Every claim names known experiments, has something to compare with and the evaluations
+    its metric reads."""
     experiments = config["experiments"]
     valid = ", ".join(sorted(experiments))
     for index, claim in enumerate(config["claims"]["items"]):
@@ -137,6 +145,11 @@ def _check_claims(config: dict) -> None:
         option = CLAIM_OPTIONS.get(claim["metric"])
         if option and option not in claim:
             raise ConfigError(f"{where}: a {claim['metric']} claim needs {option}")
+        kind = CLAIM_EVALUATIONS.get(claim["metric"])
+        for name in (claim["experiment"], claim.get("than")):
+            if kind and name and kind not in experiments[name]["evaluations"]:
+                raise ConfigError(f"{where}: a {claim['metric']} claim needs the {kind} evaluation "
+                                  f"of '{name}'; add {kind} to its evaluations")
         if "than" not in claim and ("value" not in claim or claim["metric"] == "time_ratio"):
             needs = "than (a time ratio is between two experiments)" \
                 if claim["metric"] == "time_ratio" else "than or value"

@@ -8,9 +8,10 @@ A claim (config.yaml ``claims.items``, every accuracy ``finding`` with a relatio
 "reaches the accuracy the log reports" for every stage with a reported accuracy) says
 that an experiment's metric is lower than, higher than or similar to that of another
 experiment (``than``) or a number (``value``), or at least (at most) a number the log
-reports. Besides accuracy, time and the gradient metrics, a claim may measure an extra
-evaluation of INH models (:data:`EVALUATION_METRICS`). The evidence is the difference d of the
-means (or d = mean - value) and its seed-to-seed spread s (sqrt of the summed variances;
+reports. Besides accuracy, time and the gradient metrics, a claim may measure an INH
+model's slot count (``slots``) or an extra evaluation of INH models
+(:data:`EVALUATION_METRICS`). The evidence is the difference d of the means (or
+d = mean - value) and its seed-to-seed spread s (sqrt of the summed variances;
 the std alone against a value); the verdict is :func:`whitebox.paper.findings.verdict`
 with the claim's margin, by default ``claims.margins[metric]`` for "similar" and 0 for
 "lower"/"higher". ``time_ratio`` compares training times: r = mean time / mean time of
@@ -137,25 +138,41 @@ def _pgd_accuracy(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
     return attack["accuracy"]
 
 
+def _label_error_recall(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
+    """Share (%) of the flipped training labels that only singleton slots match."""
+    return _evaluation(experiment, "label_errors")["recall"]
+
+
+def _label_error_precision(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
+    """Share (%) of the training images only singleton slots match whose label was flipped."""
+    return _evaluation(experiment, "label_errors")["precision"]
+
+
 # Metrics of the extra evaluations: name -> (label, how it is measured from a summary).
 EVALUATION_METRICS = {
     "slot_update_gain": ("held-out accuracy gain of a slot update", _slot_update_gain),
     "ood_auroc": ("AUROC, test set vs OOD set", _ood_auroc),
     "class_incremental_auroc": ("AUROC, seen vs unseen classes", _class_incremental_auroc),
     "pgd_accuracy": ("accuracy under PGD", _pgd_accuracy),
+    "label_error_recall": ("flipped labels caught by singleton slots", _label_error_recall),
+    "label_error_precision": ("singleton-matched images with flipped labels",
+                              _label_error_precision),
 }
 METRIC_LABELS = {"test_accuracy": "accuracy", "time_ratio": "training time ratio",
                  "slots": "slots", **METRIC_NAMES,
                  **{name: label for name, (label, _) in EVALUATION_METRICS.items()}}
 # Metrics in percent points (one decimal); the others are ratios or scores (two decimals).
 POINT_METRICS = ("test_accuracy", "slot_update_gain", "pgd_accuracy", "ood_auroc",
-                 "class_incremental_auroc")
+                 "class_incremental_auroc", "label_error_recall", "label_error_precision")
 
 
 def _measure(experiment: dict[str, Any], metric: str, claim: dict[str, Any]) -> Stat:
     if metric == "test_accuracy":
         return experiment["accuracy"]
     if metric == "slots":
+        if experiment["slots"] is None:
+            raise PaperInputError(f"claim on '{experiment['name']}' counts slots, but its runs "
+                                  "record none; slots claims are about INH models")
         return experiment["slots"]
     if metric in EVALUATION_METRICS:
         return EVALUATION_METRICS[metric][1](experiment, claim)
