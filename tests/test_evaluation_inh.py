@@ -346,7 +346,7 @@ def test_label_errors_evaluation_recomputes_the_flipped_images(tmp_path):
     assert report["singleton_slots"] == int(singleton.sum()) and report["flagged"] == int(flagged.sum())
     assert report["recall"] == round(100 * caught / 6, 4) and report["chance_precision"] == 5.0
     assert report["precision"] == (round(100 * caught / report["flagged"], 4)
-                                   if report["flagged"] else None)
+                                   if report["flagged"] else 0.0)
     job.state["spec"]["training"] = {}
     with pytest.raises(ConfigError, match="set training: flip_labels in experiment 'flipped'"):
         evaluate_label_errors(job)

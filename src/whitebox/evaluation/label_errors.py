@@ -6,8 +6,9 @@ wrong label. A slot keeps 100 % precision, so a mislabelled image cannot share t
 its true class: growth gives it a slot of its own, which matches nothing else. The detector:
 an image is *flagged* when some slot matches it (margin >= 0, the running thresholds of
 evaluation) and every slot that matches it matches no other training image (a *singleton*
-slot). Reported: precision and recall (%) of the flag for the flipped images, the precision
-a random flag would have (the flipped share), and where the flipped images end up.
+slot). Reported: precision (0 when nothing is flagged) and recall (%) of the flag for the
+flipped images, the precision a random flag would have (the flipped share), and the share of
+flipped images no slot matches.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def label_error_report(model, images: torch.Tensor, flipped: torch.Tensor) -> di
     return {"n_train": int(flagged.numel()), "n_flipped": n_flipped,
             "slots": int(singleton.numel()), "singleton_slots": int(singleton.sum()),
             "flagged": int(flagged.sum()),
-            "precision": _percent(caught, int(flagged.sum())),
+            "precision": _percent(caught, int(flagged.sum())) or 0.0,
             "recall": _percent(caught, n_flipped),
             "chance_precision": _percent(n_flipped, int(flagged.numel())),
             "flipped_unmatched": _percent((unmatched & is_flipped).sum(), n_flipped)}
