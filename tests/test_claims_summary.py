@@ -18,7 +18,8 @@ from whitebox.paper.verdicts import MARKS, UNTESTED, claims_summary
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 # The claim metric that decides what each INH evaluation was run for.
 EVALUATION_METRICS = {"slot_update": {"slot_update_gain"}, "ood": {"ood_auroc"},
-                      "attacks": {"pgd_accuracy"}, "class_incremental": {"class_incremental_auroc"}}
+                      "attacks": {"pgd_accuracy"}, "class_incremental": {"class_incremental_auroc"},
+                      "label_errors": {"label_error_recall", "label_error_precision"}}
 
 
 def _summary_without_results() -> tuple[dict, dict]:

@@ -265,6 +265,20 @@ def test_shuffle_labels_and_adversarial_are_left_out_of_specs_that_do_not_set_th
         standard.dataset, standard.model, standard.model_args)
 
 
+def test_flip_labels_is_left_out_of_specs_that_do_not_set_it_and_label_errors_need_it(config):
+    flipped, plain = experiment_spec(config, "inh_mnist_flipped"), experiment_spec(config, "inh_mnist")
+    assert "flip_labels" not in plain.training
+    assert flipped.training == {**plain.training, "flip_labels": {"share": 0.01, "seed": 0}}
+    assert (flipped.dataset, flipped.model, flipped.model_args) == (
+        plain.dataset, plain.model, plain.model_args)
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    del raw["experiments"]["inh_mnist_flipped"]["training"]["flip_labels"]
+    with pytest.raises(ConfigError, match=re.escape(
+            "config error at experiments/inh_mnist_flipped/evaluations: label_errors needs known "
+            "label errors; set training: {flip_labels: {share: 0.01}}")):
+        validate_config(raw)
+
+
 @pytest.mark.parametrize(("adversarial", "message"), [
     ({"norm": "l2", "eps": 0.5, "steps": 3}, "adversarial/norm: 'l2' is not one of ['linf']"),
     ({"eps": -0.1, "steps": 3}, "adversarial/eps: -0.1 is less than or equal to the minimum of 0"),
@@ -309,6 +323,9 @@ def test_a_random_label_twin_must_be_the_same_model_on_shuffled_labels(twin_edit
      "'directional'; add view_usage to experiments/directional/evaluations"),
     ({"experiment": "inh_mnist", "metric": "pgd_accuracy", "eps": 0.1, "relation": "higher",
       "than": "directional"}, "claims/items/0/than: a pgd_accuracy claim needs the attacks"),
+    ({"experiment": "inh_mnist_naive", "metric": "label_error_recall", "relation": "higher",
+      "value": 50}, "claims/items/0/experiment: a label_error_recall claim needs the label_errors "
+                    "evaluation of 'inh_mnist_naive'; add label_errors to experiments/inh_mnist_naive"),
 ])
 def test_bad_claims_are_one_line_errors(claim, message):
     raw = yaml.safe_load((REPO / "config.yaml").read_text())

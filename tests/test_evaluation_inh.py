@@ -1,4 +1,5 @@
-"""INH evaluations: continual slot update, OOD detection (AUROC, noise sets), PGD robustness."""
+"""INH evaluations: continual slot update, OOD detection (AUROC, noise sets), PGD robustness,
+flipped labels exposed by singleton slots."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ import pytest
 import torch
 
 from whitebox.data import build_dataset, mean_std
+from whitebox.data.dataset import save_dataset
+from whitebox.errors import ConfigError
 from whitebox.evaluation.attacks import inh_flags, robustness_report
+from whitebox.evaluation.job import EvaluationJob
+from whitebox.evaluation.label_errors import evaluate as evaluate_label_errors
+from whitebox.evaluation.label_errors import singleton_flags
 from whitebox.evaluation.ood import (
     auroc,
     best_margins,
@@ -22,10 +28,12 @@ from whitebox.evaluation.ood import (
 )
 from whitebox.evaluation.pgd import pgd_linf
 from whitebox.evaluation.slot_update import continual_slot_update, curve_steps
+from whitebox.layers import IncrementalNeuralHashing
 from whitebox.layers.hashing import precision_thresholds
 from whitebox.layers.set_cover import greedy_set_cover
 from whitebox.models import build_classifier
 from whitebox.training import TrainSettings, fit
+from whitebox.training.label_noise import flip_labels
 
 CLASSES = ["a", "b", "c", "d"]
 
@@ -302,3 +310,48 @@ def test_robustness_report_with_flags(max_model, data):
     plain = robustness_report(max_model, images, labels, eps_list=(0.2,), steps=5, batch_size=40)
     assert set(plain["attacks"][0]) == {"eps", "accuracy"} and not plain["flagging"]
     assert plain["attacks"][0]["accuracy"] == at_02["accuracy"]  # same seeds, same attack
+
+
+def unit_vectors(degrees: list[float]) -> torch.Tensor:
+    angles = torch.tensor(degrees).deg2rad()
+    return torch.stack([angles.cos(), angles.sin()], dim=1)
+
+
+def test_singleton_flags_mark_images_only_single_image_slots_match():
+    """Slot A (0 deg) matches four images, B, C and D one each; image 6 is matched by A and D,
+    image 5 by nothing."""
+    layer = IncrementalNeuralHashing(2, 2)
+    layer._set_slots(unit_vectors([0, 90, 45, 20]), torch.tensor([0, 1, 1, 0]),
+                     torch.tensor([0.9, 0.99, 0.99, 0.999]))
+    images = unit_vectors([0, 5, 10, 90, 45, 200, 20])
+    flagged, unmatched, singleton = singleton_flags(layer.eval(), images, batch_size=3)
+    assert singleton.tolist() == [False, True, True, True]
+    assert flagged.tolist() == [False, False, False, True, True, False, False]
+    assert unmatched.tolist() == [False, False, False, False, False, True, False]
+
+
+def test_label_errors_evaluation_recomputes_the_flipped_images(tmp_path):
+    data = synthetic(train_per_class=30, test_per_class=5)
+    option = {"share": 0.05, "seed": 1}
+    mean, std = mean_std(data.train)
+    torch.manual_seed(0)
+    model = build_classifier("inh", data.num_classes, mean, std, image_size=28)
+    settings = TrainSettings(epochs=2, batch_size=64, optimizer={"name": "adam", "lr": 1e-3},
+                             flip_labels=option)
+    fit(model, data.train.images, data.train.labels, data.test.images, data.test.labels,
+        settings, seed=0)
+    save_dataset(data, tmp_path / "tensors.pt", {"source": "synthetic"})
+    spec = {"name": "flipped", "classes": None, "training": {"flip_labels": option}}
+    job = EvaluationJob(model=model.eval(), state={"spec": spec}, data=tmp_path / "tensors.pt", seed=0)
+    report = roundtrip(evaluate_label_errors(job))
+    flipped = flip_labels(data.train.labels, **option)[1]
+    flagged, _, singleton = singleton_flags(model.net.inh, features_of(model, data.train.images))
+    caught = int(flagged[flipped].sum())
+    assert report["n_train"] == 120 and report["n_flipped"] == 6 == flipped.numel()
+    assert report["singleton_slots"] == int(singleton.sum()) and report["flagged"] == int(flagged.sum())
+    assert report["recall"] == round(100 * caught / 6, 4) and report["chance_precision"] == 5.0
+    assert report["precision"] == (round(100 * caught / report["flagged"], 4)
+                                   if report["flagged"] else 0.0)
+    job.state["spec"]["training"] = {}
+    with pytest.raises(ConfigError, match="set training: flip_labels in experiment 'flipped'"):
+        evaluate_label_errors(job)

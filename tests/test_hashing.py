@@ -148,3 +148,20 @@ def test_growth_from_batch_candidates_covers_with_no_more_slots():
     assert 0 < batch.n_slots <= own.n_slots
     with pytest.raises(ValueError, match="candidates"):
         IncrementalNeuralHashing(16, 3, candidates="all")
+
+
+def test_naive_selection_makes_every_unmatched_example_a_slot():
+    """Two close unit vectors per class, the classes orthogonal: one slot covers each class."""
+    angles = torch.tensor([0.0, 10.0, 90.0, 100.0]).deg2rad()
+    x, labels = torch.stack([angles.cos(), angles.sin()], dim=1), torch.tensor([0, 0, 1, 1])
+    greedy = IncrementalNeuralHashing(2, 2)
+    naive = IncrementalNeuralHashing(2, 2, selection="naive")
+    train_forward(greedy, x, labels)
+    train_forward(naive, x, labels)
+    assert greedy.slot_labels.tolist() == [0, 1]
+    assert naive.slot_labels.tolist() == [0, 0, 1, 1]
+    torch.testing.assert_close(naive.weight.detach(), x)
+    with pytest.raises(ValueError, match="leave candidates at 'unmatched'"):
+        IncrementalNeuralHashing(2, 2, selection="naive", candidates="batch")
+    with pytest.raises(ValueError, match="selection"):
+        IncrementalNeuralHashing(2, 2, selection="random")

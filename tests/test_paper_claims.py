@@ -138,6 +138,30 @@ def test_a_claim_within_the_spread_is_inconclusive():
     assert row["verdict"] == "inconclusive"
 
 
+def test_slot_and_label_error_claims_read_the_slots_and_the_label_errors_evaluation():
+    def experiment(name, slots, recall=None):
+        stat = {"mean": slots, "std": 10.0, "n": 3}
+        evaluations = {} if recall is None else {
+            "label_errors": {"recall": {"mean": recall, "std": 4.0, "n": 3}}}
+        return {"name": name, "title": name, "slots": stat, "evaluations": evaluations}
+
+    by_name = {"greedy": experiment("greedy", 1000.0, recall=80.0),
+               "naive": experiment("naive", 3000.0), "mlp": {**experiment("mlp", 0), "slots": None}}
+    fewer = evaluate_claim({"experiment": "greedy", "text": "fewer slots", "metric": "slots",
+                            "relation": "lower", "than": "naive"}, by_name, {})
+    assert fewer["difference"] == -2000.0 and fewer["verdict"] == "reproduced"
+    caught = evaluate_claim({"experiment": "greedy", "text": "errors exposed",
+                             "metric": "label_error_recall", "relation": "higher", "value": 50},
+                            by_name, {})
+    assert (caught["difference"], caught["verdict"], caught["points"]) == (30.0, "reproduced", True)
+    with pytest.raises(PaperInputError, match="needs its label_errors evaluation"):
+        evaluate_claim({"experiment": "naive", "text": "t", "metric": "label_error_precision",
+                        "relation": "higher", "value": 10}, by_name, {})
+    with pytest.raises(PaperInputError, match="'mlp' counts slots, but its runs record none"):
+        evaluate_claim({"experiment": "mlp", "text": "t", "metric": "slots", "relation": "lower",
+                        "than": "naive"}, by_name, {})
+
+
 def test_a_claim_needs_the_gradient_metrics_it_tests(tmp_path):
     paths, figures = write_results(tmp_path)
     with pytest.raises(PaperInputError, match="needs its gradient metrics"):

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from whitebox.layers.set_cover import greedy_set_cover
+from whitebox.layers.set_cover import greedy_set_cover, naive_cover
 
 
 def covered(coverage: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
@@ -71,3 +71,14 @@ def test_matches_a_plain_python_greedy():
         expected.append(best)
         remaining -= sets[best]
     assert greedy_set_cover(coverage).tolist() == expected
+
+
+def test_naive_cover_takes_every_element_its_own_set_covers():
+    coverage = torch.tensor([[1, 1, 1, 0],
+                             [1, 1, 1, 0],
+                             [0, 0, 0, 0],  # cannot cover itself (an identical other-class example)
+                             [0, 0, 0, 1]], dtype=torch.bool)
+    assert naive_cover(coverage).tolist() == [0, 1, 3]
+    assert greedy_set_cover(coverage).tolist() == [0, 3]
+    with pytest.raises(ValueError, match="square"):
+        naive_cover(coverage[:3])

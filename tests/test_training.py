@@ -14,6 +14,7 @@ from whitebox.training import TrainingDiverged, TrainingInterrupted, TrainSettin
 from whitebox.training.augment import augment_batch
 from whitebox.training.hooks import Hooks
 from whitebox.training.interrupt import StopRequest
+from whitebox.training.label_noise import flip_labels
 from whitebox.training.loop import shuffled_labels
 from whitebox.training.schedule import lr_factor
 
@@ -55,6 +56,18 @@ def test_shuffled_labels_keep_the_class_counts_and_break_the_task(tmp_path):
     # Trained on permuted labels, the separable toy problem is not learnt (chance is ~50 %).
     _, records = train_once(tmp_path, epochs=3, shuffle_labels=True)
     assert records[-1].test_accuracy < 75
+
+
+def test_flipped_labels_change_a_seeded_share_to_another_class():
+    labels = torch.arange(10).repeat(100)
+    flipped, index = flip_labels(labels, share=0.01, seed=4)
+    assert index.tolist() == sorted(index.tolist()) and len(set(index.tolist())) == 10
+    changed = (flipped != labels).nonzero().flatten()
+    assert torch.equal(changed, index)  # exactly those ten, each to another class in 0..9
+    assert flipped.min() >= 0 and flipped.max() <= 9
+    again, same = flip_labels(labels, share=0.01, seed=4)
+    assert torch.equal(again, flipped) and torch.equal(same, index)
+    assert not torch.equal(flip_labels(labels, share=0.01, seed=5)[1], index)
 
 
 def test_same_seed_gives_identical_results(tmp_path):

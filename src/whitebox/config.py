@@ -37,7 +37,8 @@ CLAIM_EVALUATIONS = {"slot_update_gain": "slot_update", "slot_update_retention":
                      "class_incremental_auroc": "class_incremental", "pgd_accuracy": "attacks",
                      "dead_units": "unit_activity", "representation_correlation": "unit_activity",
                      "hidden_noise_stability": "hidden_noise_stability",
-                     "top_view_share": "view_usage"}
+                     "top_view_share": "view_usage", "label_error_recall": "label_errors",
+                     "label_error_precision": "label_errors"}
 # Why the paper has no results for an experiment that gpu_experiments: skip left out.
 GPU_SKIPPED = "GPU stage skipped (gpu_experiments: skip)"
 
@@ -106,6 +107,9 @@ def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
             )
     for name, experiment in config["experiments"].items():
         _check_random_label_twin(config, name, experiment)
+        if "label_errors" in experiment["evaluations"] and "flip_labels" not in experiment["training"]:
+            raise ConfigError(f"config error at experiments/{name}/evaluations: label_errors needs "
+                              "known label errors; set training: {flip_labels: {share: 0.01}}")
     _check_claims(config)
     _check_gradient_comparison(config)
     figure_files(config)  # two figures must not write the same file

@@ -39,6 +39,10 @@ EVALUATION_KINDS: dict[str, EvaluationKind] = {
     "class_incremental": EvaluationKind(
         run="whitebox.evaluation.ood:evaluate_class_incremental",
         description="classes left out of training: are they left unmatched?"),
+    "label_errors": EvaluationKind(
+        run="whitebox.evaluation.label_errors:evaluate",
+        description="labels flipped in training (flip_labels): are they what only singleton "
+                    "slots match?"),
     "view_usage": EvaluationKind(
         run="whitebox.evaluation.view_usage:evaluate",
         description="layers with a maximum over views: the share of maxima each view wins",

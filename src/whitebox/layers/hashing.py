@@ -10,6 +10,7 @@ reaches it). The layer is therefore an ensemble of high-precision label detector
 * growth: labelled examples that no slot of their own class matches must be covered; the
   fewest candidate slots (the unmatched examples, or any example of the batch) covering
   all of them are chosen by greedy set cover and appended.
+  (The ablation ``selection: naive`` appends every unmatched example as a slot of its own.)
 * pruning: slots that matched nothing during an epoch are removed at its end.
 * the slots are trained by their own stateless SGD step (no momentum), so growing and
   pruning never leaves optimiser state behind; other parameters (the logit scale, a
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from whitebox.layers.base import GrowingLayer
-from whitebox.layers.set_cover import greedy_set_cover
+from whitebox.layers.set_cover import greedy_set_cover, naive_cover
 
 EMPTY_CLASS_SCORE = -2.0  # below any margin (cosine similarities lie in [-1, 1])
 
@@ -103,6 +104,8 @@ class IncrementalNeuralHashing(GrowingLayer):
         candidates: where growth picks new slots: ``unmatched`` (the unmatched examples
             themselves) or ``batch`` (any example of the batch with the right label, which
             may cover several unmatched ones more centrally).
+        selection: ``greedy`` (greedy set cover over the candidates) or ``naive`` (the
+            ablation: every unmatched example becomes a slot; candidates must be ``unmatched``).
     """
 
     # Its whole training state (slots, their labels, running thresholds and this epoch's
@@ -112,12 +115,17 @@ class IncrementalNeuralHashing(GrowingLayer):
     def __init__(self, in_features: int, n_classes: int, pooling: str = "max",
                  temperature: float = 0.1, training_thresholds: str = "batch",
                  momentum: float = 0.1, lr: float = 0.05, scale: float = 10.0,
-                 candidates: str = "unmatched") -> None:
+                 candidates: str = "unmatched", selection: str = "greedy") -> None:
         super().__init__()
         if pooling not in ("max", "softmax"):
             raise ValueError(f"pooling must be 'max' or 'softmax', got {pooling!r}")
         if candidates not in ("unmatched", "batch"):
             raise ValueError(f"candidates must be 'unmatched' or 'batch', got {candidates!r}")
+        if selection not in ("greedy", "naive"):
+            raise ValueError(f"selection must be 'greedy' or 'naive', got {selection!r}")
+        if selection == "naive" and candidates != "unmatched":
+            raise ValueError("selection 'naive' makes every unmatched example a slot; "
+                             "leave candidates at 'unmatched'")
         if training_thresholds not in ("batch", "running"):
             raise ValueError(f"training_thresholds must be 'batch' or 'running', "
                              f"got {training_thresholds!r}")
@@ -129,6 +137,7 @@ class IncrementalNeuralHashing(GrowingLayer):
         self.momentum = momentum
         self.lr = lr
         self.candidates = candidates
+        self.selection = selection
         self.weight = nn.Parameter(torch.empty(0, in_features))
         self.scale = nn.Parameter(torch.tensor(float(scale)))
         self.register_buffer("slot_labels", torch.empty(0, dtype=torch.long))
@@ -220,13 +229,16 @@ class IncrementalNeuralHashing(GrowingLayer):
     def add_slots(self, x: torch.Tensor, labels: torch.Tensor,
                   reference: tuple[torch.Tensor, torch.Tensor] | None = None,
                   candidates: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """Cover the given labelled inputs with the fewest new slots; return their indices.
+        """Cover the given labelled inputs with the fewest new slots (``selection`` naive: one
+        slot per input); return their indices.
 
         New slots are chosen among ``candidates`` (inputs, labels; default: the inputs to
-        cover themselves); their thresholds keep 100 % precision on ``reference`` (default:
-        the inputs to cover). Used by growth during training and by the continual "slot
-        update" evaluation.
+        cover themselves; naive selection takes no candidates); their thresholds keep 100 %
+        precision on ``reference`` (default: the inputs to cover). Used by growth during
+        training and by the continual "slot update" evaluation.
         """
+        if self.selection == "naive" and candidates is not None:
+            raise ValueError("naive selection covers each input by itself; pass no candidates")
         unit = F.normalize(self._flatten(x), dim=1)
         ref_unit, ref_labels = (unit, labels) if reference is None else (
             F.normalize(self._flatten(reference[0]), dim=1), reference[1])
@@ -236,7 +248,7 @@ class IncrementalNeuralHashing(GrowingLayer):
         similarity = similarities(cand_unit, unit)  # (candidate, input to cover)
         same_label = cand_labels.view(-1, 1) == labels.view(1, -1)
         coverage = (similarity >= thresholds.view(-1, 1)) & same_label
-        chosen = greedy_set_cover(coverage)
+        chosen = greedy_set_cover(coverage) if self.selection == "greedy" else naive_cover(coverage)
         unit, labels = cand_unit, cand_labels
         first = self.n_slots
         self._set_slots(torch.cat([self.weight.detach(), unit[chosen]]),
@@ -305,4 +317,4 @@ class IncrementalNeuralHashing(GrowingLayer):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, n_classes={self.n_classes}, "
                 f"slots={self.n_slots}, pooling={self.pooling}, "
-                f"training_thresholds={self.training_thresholds}")
+                f"training_thresholds={self.training_thresholds}, selection={self.selection}")

@@ -2,7 +2,8 @@
 
 Choosing the fewest new slots that cover every unmatched example is the set cover
 problem; the classic greedy rule (repeatedly take the set covering most uncovered
-elements) is within a factor ln(n) + 1 of the optimum.
+elements) is within a factor ln(n) + 1 of the optimum. ``naive_cover`` is the ablation
+without it: every element is covered by its own set.
 """
 
 from __future__ import annotations
@@ -35,3 +36,14 @@ def greedy_set_cover(coverage: torch.Tensor) -> torch.Tensor:
         uncovered &= ~newly
         counts -= covered_by[newly].sum(dim=0)
     return torch.tensor(chosen, dtype=torch.long, device=coverage.device)
+
+
+def naive_cover(coverage: torch.Tensor) -> torch.Tensor:
+    """Indices of the sets that cover the element of their own index, in order: every element
+    its own set, no search (``coverage`` square, sets and elements the same examples). An
+    element its own set does not cover (an identical example of another class) stays uncovered.
+    """
+    if coverage.dim() != 2 or coverage.dtype != torch.bool or coverage.shape[0] != coverage.shape[1]:
+        raise ValueError(f"coverage must be a square bool tensor, got {coverage.dtype} "
+                         f"{tuple(coverage.shape)}")
+    return torch.nonzero(coverage.diagonal()).flatten()

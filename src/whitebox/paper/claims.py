@@ -8,9 +8,10 @@ A claim (config.yaml ``claims.items``, every accuracy ``finding`` with a relatio
 "reaches the accuracy the log reports" for every stage with a reported accuracy) says
 that an experiment's metric is lower than, higher than or similar to that of another
 experiment (``than``) or a number (``value``), or at least (at most) a number the log
-reports. Besides accuracy, time and the gradient metrics, a claim may measure an extra
-evaluation of the model (:data:`EVALUATION_METRICS`). The evidence is the difference d of the
-means (or d = mean - value) and its seed-to-seed spread s (sqrt of the summed variances;
+reports. Besides accuracy, time, the gradient metrics and an INH model's slot count
+(``slots``), a claim may measure an extra evaluation of the model (:data:`EVALUATION_METRICS`).
+The evidence is the difference d of the means (or d = mean - value) and its seed-to-seed
+spread s (sqrt of the summed variances;
 the std alone against a value); the verdict is :func:`whitebox.paper.findings.verdict`
 with the claim's margin, by default ``claims.margins[metric]`` for "similar" and 0 for
 "lower"/"higher". ``time_ratio`` compares training times: r = mean time / mean time of
@@ -221,6 +222,16 @@ def _top_view_share(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
     return stat([None if None in shares else max(shares) for shares in zip(*per_view, strict=True)])
 
 
+def _label_error_recall(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
+    """Share (%) of the flipped training labels that only singleton slots match."""
+    return _evaluation(experiment, "label_errors")["recall"]
+
+
+def _label_error_precision(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
+    """Share (%) of the training images only singleton slots match whose label was flipped."""
+    return _evaluation(experiment, "label_errors")["precision"]
+
+
 # Metrics of the extra evaluations: name -> (label, how it is measured from a summary).
 EVALUATION_METRICS = {
     "slot_update_gain": ("held-out accuracy gain of a slot update", _slot_update_gain),
@@ -234,6 +245,9 @@ EVALUATION_METRICS = {
                                    _representation_correlation),
     "hidden_noise_stability": ("noise stability of hidden units", _hidden_noise_stability),
     "top_view_share": ("maxima won by the most used view (%)", _top_view_share),
+    "label_error_recall": ("flipped labels caught by singleton slots", _label_error_recall),
+    "label_error_precision": ("singleton-matched images with flipped labels",
+                              _label_error_precision),
 }
 METRIC_LABELS = {"test_accuracy": "accuracy", "time_ratio": "training time ratio",
                  "slots": "slots", "generalisation_gap": "train-test accuracy gap", **METRIC_NAMES,
@@ -241,13 +255,16 @@ METRIC_LABELS = {"test_accuracy": "accuracy", "time_ratio": "training time ratio
 # Metrics in percent points (one decimal); the others are ratios or scores (two decimals).
 POINT_METRICS = ("test_accuracy", "slot_update_gain", "pgd_accuracy", "ood_auroc",
                  "class_incremental_auroc", "generalisation_gap", "top_view_share",
-                 "slot_update_retention")
+                 "slot_update_retention", "label_error_recall", "label_error_precision")
 
 
 def _measure(experiment: dict[str, Any], metric: str, claim: dict[str, Any]) -> Stat:
     if metric == "test_accuracy":
         return experiment["accuracy"]
     if metric == "slots":
+        if experiment["slots"] is None:
+            raise PaperInputError(f"claim on '{experiment['name']}' counts slots, but its runs "
+                                  "record none; slots claims are about INH models")
         return experiment["slots"]
     if metric == "generalisation_gap":
         if experiment["generalisation_gap"]["mean"] is None:

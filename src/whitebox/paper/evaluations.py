@@ -205,6 +205,12 @@ def summarize_attacks(summary: dict[str, Any], experiment: str) -> dict[str, Any
     }
 
 
+def summarize_label_errors(summary: dict[str, Any], experiment: str) -> dict[str, Any]:
+    _require(summary, ("n_flipped", "flagged", "recall", "chance_precision"), "label_errors",
+             experiment)
+    return summary
+
+
 def percent(share: Stat | None) -> Stat | None:
     """A :data:`Stat` of shares in [0, 1] as one of percentages (None stays None)."""
     if share is None or share["mean"] is None:
@@ -260,6 +266,7 @@ SUMMARIZERS = {
     "ood": summarize_ood,
     "class_incremental": summarize_class_incremental,
     "attacks": summarize_attacks,
+    "label_errors": summarize_label_errors,
     "view_usage": summarize_view_usage,
     "unit_activity": summarize_unit_activity,
     "hidden_noise_stability": summarize_hidden_noise_stability,

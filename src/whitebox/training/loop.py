@@ -36,6 +36,7 @@ from whitebox.training.augment import augment_batch
 from whitebox.training.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from whitebox.training.hooks import Hooks
 from whitebox.training.interrupt import StopRequest, TrainingInterrupted
+from whitebox.training.label_noise import flip_labels
 from whitebox.training.schedule import lr_factor, make_optimizer
 from whitebox.training.settings import TrainSettings
 
@@ -180,6 +181,8 @@ def fit(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor
     device = train_images.device
     if settings.shuffle_labels:
         train_labels = shuffled_labels(train_labels, seed)
+    if settings.flip_labels:
+        train_labels = flip_labels(train_labels, **settings.flip_labels)[0]
     # channels_last: convolutions run faster in NHWC (about 1.1x for Directional on a CPU,
     # tensor-core friendly on a GPU); parameters keep their values.
     model.to(memory_format=torch.channels_last)

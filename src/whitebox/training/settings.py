@@ -33,6 +33,7 @@ class TrainSettings:
     # retrained nothing); the defaults here mean "off".
     shuffle_labels: bool = False  # a random-label control
     adversarial: dict | None = None  # {"norm", "eps", "steps"[, "step_size"]}: PGD training
+    flip_labels: dict | None = None  # {"share", "seed"}: known label errors
 
     @classmethod
     def from_config(cls, training: dict, prefix: tuple[str, ...] = ()) -> TrainSettings:
