@@ -23,7 +23,9 @@ def specs() -> dict:
 
 def test_robust_twins_of_config_yaml_are_the_standard_models_plus_adversarial_training(specs):
     assert adversarial.robust_twins(specs) == [("lenet_unconstrained", "lenet_unconstrained_robust"),
-                                               ("mlp_mnist", "mlp_mnist_robust")]
+                                               ("mlp_mnist", "mlp_mnist_robust"),
+                                               ("lenet_unconstrained_cifar10",
+                                                "lenet_unconstrained_robust_cifar10")]
 
 
 def test_a_twin_must_match_in_everything_but_adversarial(specs):

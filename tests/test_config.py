@@ -81,7 +81,7 @@ def test_bad_config_gives_one_line_naming_the_key(mutate, message):
 
 
 def test_unknown_experiment_lists_valid_names(config):
-    with pytest.raises(ConfigError, match="valid: augmax_cifar3, augmax_cifar3_noaug, colour_invariant, "):
+    with pytest.raises(ConfigError, match="valid: airbench_cifar10, augmax_cifar10, augmax_cifar3, "):
         experiment_spec(config, "nope")
 
 
@@ -365,3 +365,30 @@ def test_gradient_comparison_leaves_out_stages_that_are_not_run():
                                                "cub200": ["cub_resnet34"]}
     assert gradient_comparison_stages(validate_config(config)) == {
         "cifar2": ["conj_disj", "positive_lenet"]}
+
+
+TEN_CLASS = {"directional_cifar10": False, "lenet_unconstrained_cifar10": False,
+             "positive_lenet_cifar10": False, "lenet_unconstrained_robust_cifar10": True,
+             "augmax_cifar10": True, "inh_cifar10": True, "airbench_cifar10": True}
+
+
+def test_ten_class_experiments_train_on_all_of_cifar10_and_skip_drops_the_heavy_ones(config):
+    for name, gpu in TEN_CLASS.items():
+        spec = experiment_spec(config, name)
+        assert spec.dataset == "cifar10" and spec.classes is None, name  # all ten classes
+        assert config["experiments"][name]["gpu"] is gpu, name
+    assert experiment_spec(config, "augmax_cifar10").model_args["n_units"] == 600  # 60 per class
+    robust = experiment_spec(config, "lenet_unconstrained_robust_cifar10")
+    twin = experiment_spec(config, "lenet_unconstrained_cifar10")
+    assert robust.model_args == twin.model_args and robust.training["adversarial"]["eps"] == 0.0314
+    assert "adversarial" not in twin.training
+    goal = [c for c in config["claims"]["items"] if c["experiment"] == "airbench_cifar10"]
+    assert goal == [{"experiment": "airbench_cifar10", "text": goal[0]["text"], "group": "beyond",
+                     "metric": "test_accuracy", "relation": "at_least", "value": 94, "margin": 0}]
+
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    raw["gpu_experiments"] = "skip"
+    skipped = validate_config(raw)
+    kept = {name for name, gpu in TEN_CLASS.items() if not gpu}
+    assert set(TEN_CLASS) & set(skipped["experiments"]) == kept
+    assert presentation(skipped)["airbench_cifar10"]["untested"] == GPU_SKIPPED
