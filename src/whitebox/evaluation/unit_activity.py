@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from whitebox.errors import ConfigError
+from whitebox.evaluation.watch import watch_forward
 from whitebox.layers import SoftMaxPool
 
 RELU_LIKE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.ELU, nn.SELU, nn.CELU, nn.SiLU, nn.Mish)
@@ -77,16 +78,7 @@ def unit_activity(model: nn.Module, images: torch.Tensor, batch_size: int = 500)
     if pool is not None:
         handles.append(pool.register_forward_pre_hook(
             lambda module, inputs: pooled.append(inputs[0].detach().flatten(1).cpu())))
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-        for start in range(0, images.shape[0], batch_size):
-            model(images[start:start + batch_size].to(device).float().div_(255))
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
+    watch_forward(model, images, handles, batch_size)
     layers = []
     for name, channels in maxima.items():  # in the order of their first call
         dead = int((channels <= 0).sum())

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from whitebox.errors import ConfigError
+from whitebox.evaluation.watch import watch_forward
 from whitebox.layers import AugMax, PerspectiveConv2d, ProjectiveConv2d, ScaleConv2d, WarpedConv2d
 from whitebox.layers.invariance import conv_max_over_views
 
@@ -117,16 +118,7 @@ def view_usage(model: nn.Module, images: torch.Tensor, names: Sequence[str] | No
         layers = {name: layers[name] for name in names}
     wins = {name: _Wins(len(view_labels(layer))) for name, layer in layers.items()}
     handles = [_watch(layer, wins[name]) for name, layer in layers.items()]
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-        for start in range(0, images.shape[0], batch_size):
-            model(images[start:start + batch_size].to(device).float().div_(255))
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
+    watch_forward(model, images, handles, batch_size)
     return [_layer_report(name, layer, wins[name]) for name, layer in layers.items()]
 
 
