@@ -497,6 +497,16 @@ def control_experiments(experiments: list[dict[str, Any]]) -> list[str]:
     return [e["name"] for e in experiments if e["training"].get("shuffle_labels")]
 
 
+def version_groups(experiments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Experiments that recorded the same library versions, one group per set of versions
+    (``{titles, versions}``), in order of first appearance."""
+    groups: dict[tuple, dict[str, Any]] = {}
+    for e in experiments:
+        key = tuple(sorted(e["versions"].items()))
+        groups.setdefault(key, {"titles": [], "versions": e["versions"]})["titles"].append(e["title"])
+    return list(groups.values())
+
+
 def build_context(
     metrics_paths: list[Path], figures: dict[str, dict[str, Path]], paper_dir: Path,
     claims: dict[str, Any] | None = None, presentation: dict[str, dict] | None = None,
@@ -591,5 +601,6 @@ def build_context(
         "device_names": _unique(name for e in experiments for name in e["device_names"]),
         "git_commits": _unique(run["git_commit"] for run in runs),
         "version_names": _unique(name for e in experiments for name in e["versions"]),
+        "version_groups": version_groups(experiments),
         "total_wall_time_s": sum(run["wall_time_s"] for run in runs),
     }
