@@ -76,13 +76,15 @@ def test_points_average_seeds_and_pairs_join_twins_of_one_dataset(tmp_path):
 def test_accuracy_quality_command_draws_every_dataset(tmp_path):
     paths = [_run(tmp_path, name, dataset, 0, accuracy, alignment)
              for name, dataset, accuracy, alignment in [
-                 ("a", "cifar2", 90.0, 0.3), ("b", "cifar2", 80.0, 0.4), ("c", "mnist", 97.0, 0.2)]]
+                 ("a", "cifar2", 90.0, 0.3), ("b", "cifar2", 80.0, 0.4), ("c", "mnist", 97.0, 0.2),
+                 ("d", "mnist", 95.0, 0.1), ("lonely", "mnist04", 99.0, 0.2)]]
     presentation = {"b": {"family": "gumbel", "finding": {"than": "a"}}}
     out = tmp_path / "quality.png"
     assert main(["compare", "accuracy-quality", "--metrics", *map(str, paths),
                  "--presentation", json.dumps(presentation), "--target-accuracy", "95",
                  "--out", str(out)]) == 0
     info = png_info(out)
+    # A dataset with a single stage compares nothing and gets no panel.
     assert info["datasets"] == ["cifar2", "mnist"] and info["pairs"] == [["a", "b"]]
     assert info["target_accuracy"] == 95
 

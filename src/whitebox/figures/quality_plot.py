@@ -34,7 +34,7 @@ from whitebox.figures.quality_points import (  # noqa: E402
 )
 
 TEXT_WIDTH_INCHES = 6.3  # 16 cm: the figure is drawn at the size it is printed
-PANEL_HEIGHT_INCHES = 2.1
+PANEL_HEIGHT_INCHES = 1.85
 SLOTS_PER_ROW = 4  # a dataset with few points takes one slot (1.6 in), a crowded one two
 CROWDED = 6  # points from which a dataset's panels take two slots
 FONT_PT = 7.5

@@ -19,6 +19,7 @@ from whitebox.paper.context import group_by_experiment, load_metrics
 from whitebox.paper.evaluations import stat
 
 QUALITY_METRICS = ("alignment", "noise_stability")  # the x axes, one row of panels each
+MIN_POINTS = 2  # a dataset's panels need at least this many experiments
 NO_FAMILY = "no family"  # the colour of experiments without a family (first models, INH)
 
 
@@ -89,7 +90,8 @@ def quality_plot(runs: Iterable[Run], presentation: dict[str, dict],
     """The points and pairs of ``runs`` (see :func:`load_runs`); ``presentation`` gives each
     experiment's family and finding (as config.presentation), ``claims`` (config.yaml's
     block) more pairs.
-    Experiments without gradient metrics are left out."""
+    Experiments without gradient metrics are left out, and so are datasets with fewer than
+    :data:`MIN_POINTS` experiments (a single point compares nothing)."""
     runs = list(runs)
     results = {(metrics["experiment"], metrics["seed"]): result for _, metrics, result in runs}
     by_dataset: dict[str, list[QualityPoint]] = {}
@@ -103,6 +105,8 @@ def quality_plot(runs: Iterable[Run], presentation: dict[str, dict],
             experiment=name, dataset=dataset, family=shown.get("family") or NO_FAMILY,
             accuracy=Estimate.of(stat([m["test_accuracy"] for _, m in seeds])),
             metrics={key: Estimate.of(summary[key]) for key in QUALITY_METRICS}))
+    by_dataset = {dataset: points for dataset, points in by_dataset.items()
+                  if len(points) >= MIN_POINTS}
     order = sorted(by_dataset, key=lambda dataset: -len(by_dataset[dataset]))  # stable: ties keep order
     dataset_of = {p.experiment: p.dataset for points in by_dataset.values() for p in points}
     return QualityPlot(points={dataset: by_dataset[dataset] for dataset in order},
