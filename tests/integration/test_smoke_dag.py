@@ -75,7 +75,8 @@ def test_pdf_shows_the_accuracies_from_metrics(smoke_run):
         assert m["device"] == "cpu" and m["git_commit"] and m["config_hash"]
     for accuracies in by_experiment.values():
         mean = sum(accuracies) / len(accuracies)
-        assert re.search(rf"{re.escape(format_pct(mean))}\s*±", text), (format_pct(mean), text)
+        # "95.5 ± 0.4" over seeds; with one seed the spread is not printed.
+        assert re.search(rf"(?<![\d.]){re.escape(format_pct(mean))}(?![\d])", text), format_pct(mean)
 
 
 def test_every_run_evaluation_and_figure_is_written(smoke_run):
@@ -96,10 +97,13 @@ def test_every_run_evaluation_and_figure_is_written(smoke_run):
     assert all(0 <= float(row["alignment_mean"]) <= 1 for row in rows)
     with (smoke_run / "results" / "summary" / "claims.csv").open() as table:
         claims = list(csv.DictReader(table))
-    assert {row["verdict"] for row in claims} <= {"reproduced", "not reproduced", "inconclusive"}
+    assert {row["verdict"] for row in claims} <= {"reproduced", "reproduced (higher)",
+                                                  "reproduced (lower)", "not reproduced",
+                                                  "inconclusive"}
+    # Config claims, accuracy findings, and the accuracies and slot counts the log reports.
     assert len(claims) == len(config["claims"]["items"]) + sum(
         bool((entry.get("finding") or {}).get("relation")) + ("test_accuracy" in entry["reported"])
-        for entry in config["experiments"].values())
+        + ("slots" in entry["reported"]) for entry in config["experiments"].values())
 
 
 def test_pdf_shows_the_gradient_metrics_and_the_claims(smoke_run):
@@ -108,7 +112,7 @@ def test_pdf_shows_the_gradient_metrics_and_the_claims(smoke_run):
     words = " ".join(text.split())
     assert "Gradient quality in numbers" in words
     # Table cells come out of pdftotext interleaved with their neighbours: first lines only.
-    assert "Every claim of the log that a number here can test" in words
+    assert "Which claims of the log hold" in words and "One line per claim of the research log" in words
     assert "positive weights align" in words
     assert "No gradient metrics were computed" not in words
 
