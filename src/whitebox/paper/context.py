@@ -468,15 +468,18 @@ def slot_update_drops(experiments: list[dict[str, Any]]) -> list[dict[str, Any]]
 
 
 def comparison_context(figures: dict[str, Path], paper_dir: Path) -> dict[str, Any]:
-    """The comparison figures for the templates: ``accuracy_quality`` ({path} or None) and
-    ``gradient_comparison`` ([{dataset, path}] in the order given)."""
+    """The comparison figures for the templates: ``accuracy_quality`` ({path, target_accuracy}
+    or None; the target as the figure recorded it) and ``gradient_comparison`` ([{dataset,
+    path}] in the order given)."""
     unknown = [k for k in figures if k != "accuracy_quality" and not k.startswith("gradient_comparison:")]
     if unknown:
         raise PaperInputError(f"unknown comparison figure(s) {', '.join(unknown)}; valid: "
                               "accuracy_quality, gradient_comparison:<dataset>")
     frontier = figures.get("accuracy_quality")
     return {
-        "accuracy_quality": frontier and {"path": relative_figure_path(frontier, paper_dir)},
+        "accuracy_quality": frontier and {
+            "path": relative_figure_path(frontier, paper_dir),
+            "target_accuracy": figure_info(frontier).get("target_accuracy")},
         "gradient_comparison": [{"dataset": key.partition(":")[2],
                                  "path": relative_figure_path(png, paper_dir)}
                                 for key, png in figures.items() if key != "accuracy_quality"],
