@@ -129,7 +129,7 @@ def test_both_evaluations_run_from_the_command_line(tmp_path):
 
 # -- claims from result files ---------------------------------------------------------------
 # Per experiment and seed: dead share of act1, representation |corr|, conv2 noise stability,
-# train accuracy of the last epoch (test accuracies: conj_disj 90.25/91.75, directional 93.5/94.7).
+# eval-mode train accuracy (test accuracies: conj_disj 90.25/91.75, directional 93.5/94.7).
 FAKE = {"conj_disj": {0: (0.25, 0.30, 0.40, 99.0), 1: (0.375, 0.32, 0.42, 99.5)},
         "directional": {0: (0.0, 0.50, 0.60, 95.0), 1: (0.0, 0.52, 0.62, 95.5)}}
 CLAIMS = {"items": [
@@ -161,15 +161,15 @@ def _write_unit_results(paths: list[Path]) -> None:
                 {"layer": "net.conv1", "layer_type": "Conv2d", "n_units": 8, "noise_stability": 1.0},
                 {"layer": "net.conv2", "layer_type": "PositiveConv2d", "n_units": 16,
                  "noise_stability": stability}]},
+            "train_fit": {"n_train": 1000, "n_test": 400, "train_accuracy": train,
+                          "test_accuracy": metrics["test_accuracy"],
+                          "gap": train - metrics["test_accuracy"]},
         }
         for kind, result in results.items():
             (path.parent / f"{kind}.json").write_text(json.dumps({
                 "evaluation": kind, "experiment": name, "seed": seed,
                 "config_hash": metrics["config_hash"], "git_commit": "0123456789ab",
                 "result": result}))
-        (path.parent / "train_log.csv").write_text(
-            "epoch,train_loss,train_accuracy,test_accuracy\n1,0.9,70.0,68.0\n"
-            f"2,0.1,{train},{metrics['test_accuracy']}\n")
 
 
 def test_unit_claims_get_verdicts_from_the_result_files(tmp_path):
@@ -197,13 +197,13 @@ def test_unit_claims_get_verdicts_from_the_result_files(tmp_path):
 @pytest.mark.parametrize(("claim", "message"), [
     ({**CLAIMS["items"][2], "layer": "net.conv9"},
      "has no layer 'net.conv9'; valid: net.conv1, net.conv2"),
-    (CLAIMS["items"][3], "needs the train_log.csv next to each metrics.json"),
+    (CLAIMS["items"][3], "needs its train_fit evaluation; add train_fit to its evaluations"),
 ])
-def test_a_claim_without_its_layer_or_training_log_is_one_line(tmp_path, claim, message):
+def test_a_claim_without_its_layer_or_evaluation_is_one_line(tmp_path, claim, message):
     paths, figures = write_results(tmp_path)
     _write_unit_results(paths)
     for path in paths:
-        (path.parent / "train_log.csv").unlink()
+        (path.parent / "train_fit.json").unlink()
     with pytest.raises(PaperInputError, match=re.escape(message)):
         build_context(paths, figures, tmp_path / "paper", claims={"items": [claim]})
 
@@ -239,3 +239,27 @@ def test_the_repository_claims_name_their_evaluations_and_the_mixing_twin():
     metrics = {item["metric"] for item in config["claims"]["items"]}
     assert {"dead_units", "representation_correlation", "hidden_noise_stability",
             "generalisation_gap"} <= metrics
+
+
+def test_train_fit_counts_both_splits_in_eval_mode(tmp_path):
+    """The gap is measured with the same predictions as the test accuracy: eval mode, no
+    augmentation, on both splits (4 train and 6 test images of two classes)."""
+    from whitebox.data.dataset import load_prepared
+    from whitebox.evaluation.accuracy import predict
+    from whitebox.models import classifier_from_checkpoint
+
+    model, data = _run(tmp_path, "positive_lenet", {"widths": (4, 8), "n_units": 6})
+    out = tmp_path / "run" / "train_fit.json"
+    assert main(["evaluate", "--kind", "train_fit", "--model", str(model), "--data", str(data),
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())["result"]
+    classifier = classifier_from_checkpoint(torch.load(model, weights_only=False))
+    dataset = load_prepared(data)
+    expected = {split: 100.0 * float((predict(classifier, getattr(dataset, split).images)
+                                      == getattr(dataset, split).labels).float().mean())
+                for split in ("train", "test")}
+    assert (result["n_train"], result["n_test"]) == (4, 6)
+    assert result["train_accuracy"] == pytest.approx(expected["train"])
+    assert result["test_accuracy"] == pytest.approx(expected["test"])
+    assert result["gap"] == pytest.approx(expected["train"] - expected["test"])
+    assert result["train_accuracy"] in {0.0, 25.0, 50.0, 75.0, 100.0}

@@ -38,7 +38,7 @@ CLAIM_EVALUATIONS = {"slot_update_gain": "slot_update", "slot_update_retention":
                      "dead_units": "unit_activity", "representation_correlation": "unit_activity",
                      "hidden_noise_stability": "hidden_noise_stability",
                      "top_view_share": "view_usage", "label_error_recall": "label_errors",
-                     "label_error_precision": "label_errors"}
+                     "label_error_precision": "label_errors", "generalisation_gap": "train_fit"}
 # Why the paper has no results for an experiment that gpu_experiments: skip left out.
 GPU_SKIPPED = "GPU stage skipped (gpu_experiments: skip)"
 

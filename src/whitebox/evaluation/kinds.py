@@ -55,4 +55,8 @@ EVALUATION_KINDS: dict[str, EvaluationKind] = {
         run="whitebox.evaluation.hidden_noise_stability:evaluate",
         description="per convolution, how stable its units' input gradients are on noise",
         inh_only=False),
+    "train_fit": EvaluationKind(
+        run="whitebox.evaluation.train_fit:evaluate",
+        description="accuracy on the training and the test images, both in eval mode, and their gap",
+        inh_only=False),
 }

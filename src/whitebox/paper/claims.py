@@ -16,14 +16,12 @@ the std alone against a value); the verdict is :func:`whitebox.paper.findings.ve
 with the claim's margin, by default ``claims.margins[metric]`` for "similar" and 0 for
 "lower"/"higher". ``time_ratio`` compares training times: r = mean time / mean time of
 ``than``, d = r - value (value 1 unless given), s = r * sqrt(cv^2 + cv_than^2) with cv the
-coefficient of variation of each experiment's wall times. ``generalisation_gap`` is the train
-accuracy of the last epoch (``train_log.csv``: the running accuracy over that epoch's augmented
-batches in training mode, as training reports it) minus the test accuracy, in points.
+coefficient of variation of each experiment's wall times. ``generalisation_gap`` is the
+``train_fit`` evaluation's train minus test accuracy of the final model in eval mode, in points.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -34,7 +32,6 @@ from whitebox.paper.evaluations import Stat, stat
 from whitebox.paper.findings import DEFAULT_MARGIN, verdict
 
 GRADIENT_METRICS_FILE = "gradient_metrics.json"
-TRAIN_LOG_FILE = "train_log.csv"
 REPORTED_MARGIN = 2.0  # points: "reaches the accuracy the log reports" (claims.margins)
 REPORTED_ACCURACY_CLAIM = "reaches the accuracy the log reports"
 REPORTED_SLOTS_MARGIN = 0.1  # share of the slot count the log reports (claims.margins)
@@ -88,28 +85,6 @@ def summarize_gradient_metrics(name: str, results: list[dict | None]) -> dict[st
         raise PaperInputError(f"experiment '{name}': gradient_metrics.json exists for only "
                               f"{len(present)} of {len(results)} seeds; run the gradient_metrics rule")
     return {key: stat([r.get(key) for r in present]) for key in METRIC_NAMES}
-
-
-def last_train_accuracy(metrics_path: Path) -> float | None:
-    """Train accuracy (%) of the last epoch in the ``train_log.csv`` next to ``metrics_path``
-    (None without the file)."""
-    path = Path(metrics_path).parent / TRAIN_LOG_FILE
-    if not path.is_file():
-        return None
-    rows = list(csv.DictReader(path.read_text().splitlines()))
-    try:
-        return float(rows[-1]["train_accuracy"])
-    except (IndexError, KeyError, TypeError, ValueError):
-        raise PaperInputError(f"{path} has no train_accuracy of a last epoch; retrain that "
-                              "run with the current code") from None
-
-
-def generalisation_gap(group: list[tuple[Path, dict[str, Any]]]) -> Stat:
-    """Points of train accuracy (last epoch) over test accuracy, over the seeds of ``group``
-    (``(metrics path, metrics)``) that have a training log."""
-    trained = [(last_train_accuracy(path), metrics) for path, metrics in group]
-    return stat([None if train is None else train - float(metrics["test_accuracy"])
-                 for train, metrics in trained])
 
 
 def _wall_time(experiment: dict[str, Any]) -> Stat:
@@ -232,6 +207,11 @@ def _label_error_precision(experiment: dict[str, Any], claim: dict[str, Any]) ->
     return _evaluation(experiment, "label_errors")["precision"]
 
 
+def _generalisation_gap(experiment: dict[str, Any], claim: dict[str, Any]) -> Stat:
+    """Points of train over test accuracy of the final model, both in eval mode."""
+    return _evaluation(experiment, "train_fit")["gap"]
+
+
 # Metrics of the extra evaluations: name -> (label, how it is measured from a summary).
 EVALUATION_METRICS = {
     "slot_update_gain": ("held-out accuracy gain of a slot update", _slot_update_gain),
@@ -248,9 +228,10 @@ EVALUATION_METRICS = {
     "label_error_recall": ("flipped labels caught by singleton slots", _label_error_recall),
     "label_error_precision": ("singleton-matched images with flipped labels",
                               _label_error_precision),
+    "generalisation_gap": ("train-test accuracy gap", _generalisation_gap),
 }
 METRIC_LABELS = {"test_accuracy": "accuracy", "time_ratio": "training time ratio",
-                 "slots": "slots", "generalisation_gap": "train-test accuracy gap", **METRIC_NAMES,
+                 "slots": "slots", **METRIC_NAMES,
                  **{name: label for name, (label, _) in EVALUATION_METRICS.items()}}
 # Metrics in percent points (one decimal); the others are ratios or scores (two decimals).
 POINT_METRICS = ("test_accuracy", "slot_update_gain", "pgd_accuracy", "ood_auroc",
@@ -266,11 +247,6 @@ def _measure(experiment: dict[str, Any], metric: str, claim: dict[str, Any]) -> 
             raise PaperInputError(f"claim on '{experiment['name']}' counts slots, but its runs "
                                   "record none; slots claims are about INH models")
         return experiment["slots"]
-    if metric == "generalisation_gap":
-        if experiment["generalisation_gap"]["mean"] is None:
-            raise PaperInputError(f"claim on '{experiment['name']}' needs the train_log.csv "
-                                  "next to each metrics.json; retrain the experiment")
-        return experiment["generalisation_gap"]
     if metric in EVALUATION_METRICS:
         measured = EVALUATION_METRICS[metric][1](experiment, claim)
         if measured is None or measured["mean"] is None:

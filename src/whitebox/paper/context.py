@@ -32,7 +32,6 @@ from whitebox.paper.claims import (
     METRIC_NAMES,
     claim_margins,
     claims_table,
-    generalisation_gap,
     load_gradient_metrics,
     summarize_gradient_metrics,
 )
@@ -310,7 +309,6 @@ def summarize_experiment(
         "reported": None if reported is None else float(reported),
         "difference": None if reported is None else mean - float(reported),
         "accuracy": stat(accuracies),
-        "generalisation_gap": generalisation_gap(group),
         "is_inh": slots is not None,
         "slots": slots,
         "compression": _optional_stat(runs, "compression"),

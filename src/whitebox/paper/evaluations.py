@@ -261,6 +261,12 @@ def summarize_hidden_noise_stability(summary: dict[str, Any], experiment: str) -
     return {"n_noise": summary["n_noise"]["mean"], "layers": summary["layers"]}
 
 
+def summarize_train_fit(summary: dict[str, Any], experiment: str) -> dict[str, Any]:
+    """Eval-mode train and test accuracy (%) and their gap (points), over seeds."""
+    _require(summary, ("train_accuracy", "test_accuracy", "gap"), "train_fit", experiment)
+    return summary
+
+
 SUMMARIZERS = {
     "slot_update": summarize_slot_update,
     "ood": summarize_ood,
@@ -270,6 +276,7 @@ SUMMARIZERS = {
     "view_usage": summarize_view_usage,
     "unit_activity": summarize_unit_activity,
     "hidden_noise_stability": summarize_hidden_noise_stability,
+    "train_fit": summarize_train_fit,
 }
 
 
