@@ -164,15 +164,12 @@ def warp(images: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     (centred, as in :func:`protopnet_parameters`): bilinear, edge pixels repeated outside
     (see :func:`protopnet`), channels_last."""
     n, _, h, w = images.shape
-    ys = torch.arange(h, dtype=torch.float64) + 0.5 - h / 2  # pixel centres
-    xs = torch.arange(w, dtype=torch.float64) + 0.5 - w / 2
-    points = torch.stack([xs.expand(h, w), ys.view(h, 1).expand(h, w),
-                          torch.ones(h, w, dtype=torch.float64)], -1).view(1, h * w, 3)
-    matrices = matrices.to(device=images.device, dtype=torch.float32)
-    points = points.to(device=images.device, dtype=torch.float32)
-    mapped = points @ matrices.transpose(1, 2)  # (n, h*w, 3)
-    scale = torch.tensor([2 / w, 2 / h], device=images.device)  # to grid_sample's [-1, 1]
-    grid = (mapped[..., :2] / mapped[..., 2:]) * scale
-    out = F.grid_sample(images, grid.view(n, h, w, 2).to(images.dtype), mode="bilinear",
-                        padding_mode="border", align_corners=False)
+    ys = (torch.arange(h, device=images.device, dtype=torch.float32) + 0.5 - h / 2).view(1, h, 1)
+    xs = (torch.arange(w, device=images.device, dtype=torch.float32) + 0.5 - w / 2).view(1, 1, w)
+    m = matrices.to(device=images.device, dtype=torch.float32).view(n, 9, 1, 1).unbind(1)
+    depth = m[6] * xs + m[7] * ys + m[8]  # pixel centres (broadcast, no (n, h*w, 3) product)
+    grid_x = (m[0] * xs + m[1] * ys + m[2]) / depth * (2 / w)  # to grid_sample's [-1, 1]
+    grid_y = (m[3] * xs + m[4] * ys + m[5]) / depth * (2 / h)
+    grid = torch.stack([grid_x, grid_y], -1).to(images.dtype)
+    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.contiguous(memory_format=torch.channels_last)
