@@ -4,15 +4,9 @@ drawn afresh per batch on the training device."""
 import pytest
 import torch
 
-from whitebox.training.augment import (
-    AUGMENTATIONS,
-    ROTATE,
-    SHEAR,
-    SKEW,
-    augment_batch,
-    homography,
-    protopnet_parameters,
-)
+from whitebox.augmentations import AUGMENTATIONS, augment_batch, augmentation, augmentation_names
+from whitebox.augmentations.protopnet import ROTATE, SHEAR, SKEW, homography, protopnet_parameters
+from whitebox.schema import block
 
 
 def asymmetric(n: int, h: int = 12, w: int = 16) -> torch.Tensor:
@@ -89,7 +83,18 @@ def test_homography_maps_the_four_points():
 
 
 def test_unknown_name_raises_one_line():
-    assert "protopnet" in AUGMENTATIONS
+    assert "protopnet" in augmentation_names()
     with pytest.raises(ValueError, match="valid: hflip, translate, protopnet") as error:
         augment_batch(torch.zeros(2, 3, 4, 4), ["rotate"], torch.Generator())
     assert "\n" not in str(error.value)
+
+
+def test_the_schema_lists_exactly_the_registered_augmentations():
+    # config.yaml's training.augment is checked against the schema's enum; the registry is
+    # found statically (whitebox.code_identity.registered_augmentations) and must name exactly
+    # what the modules register when imported.
+    enum = block("$defs", "training")["properties"]["augment"]["items"]["enum"]
+    assert sorted(enum) == sorted(augmentation_names())
+    for name in augmentation_names():
+        augmentation(name)
+    assert sorted(AUGMENTATIONS) == sorted(augmentation_names())

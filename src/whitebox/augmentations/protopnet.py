@@ -1,4 +1,5 @@
-"""Batched augmentation on the training device (never per image in Python)."""
+"""ProtoPNet's offline augmentation (rotate, skew or shear, then a horizontal flip), drawn
+afresh per batch on the training device."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-AUGMENTATIONS = ("hflip", "translate", "protopnet")
-MAX_SHIFT = 2  # pixels, each direction, for "translate" (as in airbench)
+from whitebox.augmentations.registry import register_augmentation
 
 # ProtoPNet's offline augmentation (its img_aug.py, with Augmentor): three pipelines, each
 # followed by a horizontal flip with p = 0.5.
@@ -37,37 +37,7 @@ _SKEW_MOVES = torch.tensor([
 _SKEW_PROBABILITIES = torch.tensor([3 / 16] * 4 + [1 / 32] * 8, dtype=torch.float64)
 
 
-def augment_batch(images: torch.Tensor, names: list[str], generator: torch.Generator) -> torch.Tensor:
-    """Apply the named augmentations to a float batch ``(N, C, H, W)``.
-
-    Random draws come from ``generator`` (CPU) so an epoch is reproducible from its seed.
-    """
-    for name in names:
-        if name == "hflip":
-            flip = torch.rand(images.shape[0], generator=generator) < 0.5
-            flip = flip.to(images.device).view(-1, 1, 1, 1)
-            images = torch.where(flip, images.flip(-1), images)
-        elif name == "translate":
-            images = translate(images, MAX_SHIFT, generator)
-        elif name == "protopnet":
-            images = protopnet(images, generator)
-        else:
-            raise ValueError(f"unknown augmentation '{name}'; valid: {', '.join(AUGMENTATIONS)}")
-    return images
-
-
-def translate(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Shift each image by its own random (dy, dx) in [-max_shift, max_shift], zero-filled."""
-    n, _, h, w = images.shape
-    padded = F.pad(images, (max_shift,) * 4)
-    offsets = torch.randint(0, 2 * max_shift + 1, (2, n), generator=generator).to(images.device)
-    rows = torch.arange(h, device=images.device).view(1, h) + offsets[0].view(n, 1)
-    cols = torch.arange(w, device=images.device).view(1, w) + offsets[1].view(n, 1)
-    batch = torch.arange(n, device=images.device).view(n, 1, 1)
-    shifted = padded.permute(0, 2, 3, 1)[batch, rows.view(n, h, 1), cols.view(n, 1, w)]
-    return shifted.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
-
-
+@register_augmentation("protopnet")
 def protopnet(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """ProtoPNet's offline augmentation, drawn afresh for each batch.
 
@@ -89,9 +59,10 @@ def protopnet(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     cannot overshoot [0, 1]).
 
     Border: ``padding_mode="border"``. Nothing samples outside the image but the half-pixel
-    rim beyond the outer pixel centres, where zero padding (:func:`translate`'s convention)
-    would blend the edge pixels with black; border padding repeats them, so a constant image
-    stays constant (augmentation runs on [0, 1] images, before the model's normalisation).
+    rim beyond the outer pixel centres, where zero padding (the convention of ``translate``,
+    ``whitebox.augmentations.basic``) would blend the edge pixels with black; border padding
+    repeats them, so a constant image stays constant (augmentation runs on [0, 1] images,
+    before the model's normalisation).
 
     Warp, flip and all of the batch are one ``F.grid_sample`` through a per-image homography
     (rotation and shear are its affine special case); the output is channels_last.
