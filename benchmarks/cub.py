@@ -153,7 +153,7 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch
                labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One training step as ``fit`` takes it on ``images`` (uint8, on the model's device); returns
     the (detached) loss."""
-    from whitebox.training.augment import augment_batch
+    from whitebox.augmentations import augment_batch
 
     hooks = training_hooks(model)
     batch = images.float().div_(255)

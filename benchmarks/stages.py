@@ -257,8 +257,8 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch
                labels: torch.Tensor, generator: torch.Generator) -> None:
     """One step as ``fit`` does it on a CPU: uint8 -> float, channels_last, hflip, forward, cross
     entropy, backward, optimiser step, weight constraints."""
+    from whitebox.augmentations import augment_batch
     from whitebox.layers.base import regularize
-    from whitebox.training.augment import augment_batch
 
     batch = images.float().div_(255).contiguous(memory_format=torch.channels_last)
     batch = augment_batch(batch, ["hflip"], generator)

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from whitebox.augmentations import augment_batch
 from whitebox.layers import GrowingLayer
 from whitebox.models import build_classifier
 from whitebox.training import TrainingDiverged, TrainingInterrupted, TrainSettings, fit
-from whitebox.training.augment import augment_batch
 from whitebox.training.hooks import Hooks
 from whitebox.training.interrupt import StopRequest
 from whitebox.training.label_noise import flip_labels

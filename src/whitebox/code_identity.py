@@ -6,9 +6,11 @@ clone next to copied results or a workspace moved elsewhere rerun nothing, and n
 comments, docstrings, help texts or formatting (the digest is of each module's syntax tree
 without them). The code a command runs is found statically: the ``whitebox`` modules its
 module imports, transitively (imports inside functions count; ``importlib`` by name does
-not). Model modules are imported by the registry by name, so a job's digest adds the module
-that registers its model (``@register_model("name")``) and those of models its
-``model_args`` name (an INH head on a ``backbone``): editing one model retrains only the
+not). Model and augmentation modules are imported by their registries by name, so a job's
+digest adds the module that registers its model (``@register_model("name")``) and those of
+models its ``model_args`` name (an INH head on a ``backbone``), and a training job's the
+modules that register the augmentations its ``training.augment`` names
+(``@register_augmentation("name")``): editing one model or augmentation retrains only the
 experiments that use it.
 
 Pure Python (no torch). Each file's analysis is cached by the sha256 of its source in
@@ -27,11 +29,13 @@ from pathlib import Path
 
 PACKAGE = "whitebox"
 SOURCE_ROOT = Path(__file__).resolve().parent  # src/whitebox
-MODELS_PACKAGE = f"{PACKAGE}.models"
-REGISTER = "register_model"
+# Decorators that register a function by name -> the package whose modules they are found in.
+REGISTER_MODEL, REGISTER_AUGMENTATION = "register_model", "register_augmentation"
+REGISTRIES = {REGISTER_MODEL: "models", REGISTER_AUGMENTATION: "augmentations"}
+AUGMENTING = f"{PACKAGE}.augmentations.registry"  # augment_batch, which imports augmentations by name
 CACHE_NAME = "code-identity.json"  # under $XDG_CACHE_HOME/whitebox (or ~/.cache/whitebox)
 CACHE_LIMIT = 4096  # analyses kept; the oldest go first
-ANALYSIS_VERSION = "2"  # part of every cache key: a new analysis never reads an old one
+ANALYSIS_VERSION = "3"  # part of every cache key: a new analysis never reads an old one
 PROSE_KEYWORDS = ("help", "description")
 
 
@@ -62,26 +66,29 @@ def _without_prose(tree: ast.AST) -> ast.AST:
     return tree
 
 
-def _registration(node: ast.AST) -> str | None:
-    """The name in a ``@register_model("name")`` decorator, else None."""
-    if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
-            and REGISTER in (getattr(node.func, "id", None), getattr(node.func, "attr", None)):
-        return node.args[0].value
+def _registration(node: ast.AST) -> tuple[str, str] | None:
+    """``(decorator, name)`` of a ``@register_model("name")`` (or another decorator of
+    ``REGISTRIES``), else None."""
+    if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+        for decorator in (getattr(node.func, "id", None), getattr(node.func, "attr", None)):
+            if decorator in REGISTRIES:
+                return decorator, node.args[0].value
     return None
 
 
 def _analyse(source: bytes) -> dict:
     """What one module's source says: its imports (level, module, names), the digest of its
-    syntax tree without prose (``_without_prose``) and the models it registers."""
+    syntax tree without prose (``_without_prose``) and the names it registers, by decorator."""
     tree = ast.parse(source)
-    imports, registers = [], []
+    imports, registers = [], {decorator: [] for decorator in REGISTRIES}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             imports += [[0, alias.name, []] for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             imports.append([node.level, node.module or "", [alias.name for alias in node.names]])
         elif isinstance(node, ast.FunctionDef | ast.ClassDef):
-            registers += [name for d in node.decorator_list if (name := _registration(d))]
+            for found in filter(None, map(_registration, node.decorator_list)):
+                registers[found[0]].append(found[1])
     digest = hashlib.sha256(ast.dump(_without_prose(tree)).encode()).hexdigest()
     return {"imports": imports, "digest": digest, "registers": registers}
 
@@ -161,11 +168,24 @@ def closure(modules: Iterable[str]) -> set[str]:
 
 
 @functools.cache
+def registered(decorator: str) -> dict[str, str]:
+    """``{name: module}`` of every ``@decorator("name")`` in the modules of its package
+    (``REGISTRIES``), in file order, then in order within a file."""
+    package = REGISTRIES[decorator]
+    return {name: f"{PACKAGE}.{package}.{path.stem}"
+            for path in sorted((SOURCE_ROOT / package).glob("*.py"))
+            for name in _summary(path)["registers"][decorator]}
+
+
 def registered_models() -> dict[str, str]:
     """``{model name: module}`` of every ``@register_model("name")`` under whitebox/models/."""
-    return {name: f"{MODELS_PACKAGE}.{path.stem}"
-            for path in sorted((SOURCE_ROOT / "models").glob("*.py"))
-            for name in _summary(path)["registers"]}
+    return registered(REGISTER_MODEL)
+
+
+def registered_augmentations() -> dict[str, str]:
+    """``{augmentation name: module}`` of every ``@register_augmentation("name")`` under
+    whitebox/augmentations/."""
+    return registered(REGISTER_AUGMENTATION)
 
 
 def model_modules(model: str, model_args: dict | None = None) -> list[str]:
@@ -173,6 +193,23 @@ def model_modules(model: str, model_args: dict | None = None) -> list[str]:
     registry = registered_models()
     names = [model, *(v for v in _strings(model_args or {}) if v in registry)]
     return sorted({registry[name] for name in names if name in registry})
+
+
+def augmentation_modules(names: Iterable[str]) -> list[str]:
+    """The modules that register the augmentations ``names`` (a spec's ``training.augment``)."""
+    registry = registered_augmentations()
+    return sorted({registry[name] for name in names if name in registry})
+
+
+def run_modules(roots: Iterable[str], model: str, model_args: dict | None = None,
+                augment: Iterable[str] = ()) -> list[str]:
+    """``roots`` (what a command runs) and what it imports by name for one run: the modules of
+    its model (``model_modules``) and, where the command augments batches (its closure holds
+    ``augment_batch``), of the augmentations ``augment`` (its ``training.augment``) names."""
+    modules = [*roots, *model_modules(model, model_args)]
+    if AUGMENTING in closure(modules):
+        modules += augmentation_modules(augment)
+    return modules
 
 
 def _strings(value) -> Iterable[str]:

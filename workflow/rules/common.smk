@@ -13,7 +13,7 @@ import sys
 
 from whitebox.cli import command_module
 from whitebox.cli.compare import COMPARISONS
-from whitebox.code_identity import code_digest, model_modules
+from whitebox.code_identity import code_digest, model_modules, run_modules
 from whitebox.config import (
     ConfigError,
     experiment_spec,
@@ -45,11 +45,12 @@ def spec(experiment):
 def command_code(command, *modules, experiment=None):
     """Digest of the code ``python -m whitebox <command>`` runs: the command's module and what
     it imports, ``modules`` it loads by name (a figure's renderer, an evaluation), and the
-    modules of the experiment's model."""
+    modules of the experiment's model and, where the command trains (augments batches), of
+    its augmentations (``code_identity.run_modules``)."""
     roots = ["whitebox.__main__", command_module(command), *modules]
     if experiment is not None:
         run = spec(experiment)
-        roots += model_modules(run.model, run.model_args)
+        roots = run_modules(roots, run.model, run.model_args, run.training.get("augment", []))
     return code_digest(roots)
 
 

@@ -30,9 +30,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from whitebox.augmentations import augment_batch
 from whitebox.errors import UserError
 from whitebox.evaluation.accuracy import accuracy_report, predict
-from whitebox.training.augment import augment_batch
 from whitebox.training.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from whitebox.training.hooks import Hooks
 from whitebox.training.interrupt import StopRequest, TrainingInterrupted
