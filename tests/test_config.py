@@ -7,8 +7,10 @@ import yaml
 from tests.conftest import REPO
 from whitebox.config import (
     GPU_SKIPPED,
+    NOT_SELECTED,
     ConfigError,
     base_datasets,
+    dataset_source,
     experiment_spec,
     figure_file,
     figure_files,
@@ -20,6 +22,7 @@ from whitebox.config import (
     validate_config,
 )
 from whitebox.figures.kinds import noise_gradient_rows
+from whitebox.paper.verdicts import claims_summary
 from whitebox.spec import RunSpec
 
 
@@ -186,6 +189,74 @@ def test_gpu_experiments_skip_refuses_a_comparison_with_a_left_out_stage():
         "text": "x", "relation": "lower", "than": "cub_resnet34"}
     with pytest.raises(ConfigError, match="compares with GPU experiment 'cub_resnet34'"):
         validate_config(config)
+
+
+def test_only_experiments_leaves_out_the_others_as_not_run():
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    raw["only_experiments"] = ["lenet_unconstrained_robust", "lenet_unconstrained", "positive_lenet",
+                               "positive_lenet_affine", "positive_lenet_shuffled"]
+    claim = {"experiment": "mlp_mnist", "text": "t", "metric": "alignment", "relation": "lower",
+             "value": 1}
+    raw["claims"]["items"].append(claim)
+    config = validate_config(raw)
+    assert list(config["experiments"]) == [n for n in raw["experiments"] if n in raw["only_experiments"]]
+    assert base_datasets(config) == ["cifar10"]  # no MNIST, no CUB
+    shown = presentation(config)
+    assert shown["mlp_mnist"]["untested"] == NOT_SELECTED == "not run (only_experiments)"
+    assert shown["positive_lenet"]["untested"] is None
+    # The claims summary marks a claim about a left-out experiment untested, with the reason.
+    summary = claims_summary([], [], shown, config["claims"])
+    row = next(r for r in summary["log"] if r["text"] == "t")
+    assert row["mark"] == "untested" and row["reason"] == "mlp_mnist: not run (only_experiments)"
+
+
+def test_only_experiments_and_gpu_skip_give_each_left_out_experiment_its_reason():
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    raw["gpu_experiments"] = "skip"
+    raw["only_experiments"] = ["conj_disj", "cub_resnet34"]
+    config = validate_config(raw)
+    assert list(config["experiments"]) == ["conj_disj"]
+    shown = presentation(config)
+    assert shown["cub_resnet34"]["untested"] == GPU_SKIPPED
+    assert shown["directional"]["untested"] == NOT_SELECTED
+
+
+@pytest.mark.parametrize(("only", "message"), [
+    (["conj_disj", "nope"], "config error at only_experiments: unknown experiment 'nope'; valid: "),
+    (["positive_lenet", "positive_lenet_shuffled"],
+     "config error at only_experiments: 'positive_lenet' compares with 'positive_lenet_affine', "
+     "which only_experiments leaves out; add 'positive_lenet_affine' to only_experiments"),
+    (["mlp_mnist"], "'mlp_mnist' compares with 'mlp_mnist_shuffled'"),  # a random-label twin
+])
+def test_bad_only_experiments_are_one_line_errors(only, message):
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    raw["only_experiments"] = only
+    with pytest.raises(ConfigError, match=re.escape(message)) as error:
+        validate_config(raw)
+    assert "\n" not in str(error.value)
+
+
+def test_only_experiments_of_gpu_stages_alone_leave_nothing_under_gpu_skip():
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    raw["only_experiments"] = ["cub_resnet34"]
+    raw["gpu_experiments"] = "skip"
+    with pytest.raises(ConfigError, match="skip leaves no experiment .every one listed in "
+                                          "only_experiments is marked gpu"):
+        validate_config(raw)
+
+
+def test_a_dataset_note_is_shown_by_the_paper_and_changes_no_run(config):
+    noted = copy.deepcopy(config)
+    noted["datasets"]["cifar10"] = {"source": "imagefolder", "path": "/d/cifar10-jpeg.zip",
+                                    "note": "CIFAR-10 re-encoded as JPEG (stand-in), not CIFAR-10"}
+    validate_config(noted)
+    plain = copy.deepcopy(noted)
+    del plain["datasets"]["cifar10"]["note"]
+    assert dataset_source(noted, "cifar10") == {"source": "imagefolder", "path": "/d/cifar10-jpeg.zip"}
+    assert experiment_spec(noted, "conj_disj") == experiment_spec(plain, "conj_disj")
+    shown = presentation(noted)
+    assert shown["conj_disj"]["data_note"] == noted["datasets"]["cifar10"]["note"]  # via cifar2
+    assert shown["mlp_mnist"]["data_note"] is None and presentation(plain)["conj_disj"]["data_note"] is None
 
 
 def test_job_resources_merge_default_group_and_experiment(config):

@@ -169,6 +169,37 @@ def test_synthetic_source_sets_the_smoke_flag(tmp_path):
     assert "\\smokeruntrue" in macros and "SMOKE RUN" in macros
 
 
+STAND_IN = "CIFAR-10 re-encoded as JPEG (stand-in), not CIFAR-10"
+
+
+def write_stand_in_results(root: Path) -> tuple[list[Path], dict]:
+    """Fake results on an imagefolder stand-in for CIFAR-10 whose config entry carries a note
+    (which the paper reads from config's presentation, here next to the spec)."""
+    paths, figures = write_results(root, {"source": "imagefolder", "path": "/d/cifar10-jpeg.zip"})
+    for path in paths:
+        record = json.loads(path.read_text())
+        record["spec"]["data_note"] = STAND_IN
+        path.write_text(json.dumps(record))
+    return paths, figures
+
+
+def test_a_dataset_note_stamps_the_paper_and_names_the_stand_in(tmp_path):
+    paths, figures = write_stand_in_results(tmp_path)
+    context = build_context(paths, figures, tmp_path / "paper")
+    assert context["data_notes"] == [STAND_IN] and context["smoke"] is False
+    assert context["datasets"][0]["note"] == STAND_IN
+    written = {p.name: p.read_text() for p in render_paper(TEMPLATES, tmp_path / "generated", context)}
+    assert "\\standindatatrue" in written["macros.tex"]
+    assert f"STAND-IN DATA ---\n  {STAND_IN}" in written["macros.tex"]
+    assert "not the original download" in written["datasets.tex"]
+    assert f"\\textbf{{{STAND_IN}.}}" in written["datasets.tex"]
+    plain = build_context(write_results(tmp_path / "plain")[0], {}, tmp_path / "plain" / "paper")
+    assert plain["data_notes"] == [] and plain["datasets"][0]["note"] is None
+    macros = next(p for p in render_paper(TEMPLATES, tmp_path / "plain" / "generated", plain)
+                  if p.name == "macros.tex").read_text()
+    assert "\\standindatafalse" in macros
+
+
 def test_imagefolder_source_is_named_in_the_dataset_note(tmp_path):
     source = {"source": "imagefolder", "path": "/data/cifar10-jpeg_v1.zip"}
     paths, figures = write_results(tmp_path, source)
@@ -294,6 +325,14 @@ def test_smoke_paper_says_so_on_the_title_page(tmp_path, latexmk):
     text = build_pdf(latexmk, tmp_path, build_context(paths, figures, tmp_path / "paper"))
     first_page = text.split("\f")[0]
     assert "SMOKE RUN on synthetic data" in first_page
+
+
+def test_stand_in_paper_carries_the_note_on_every_page(tmp_path, latexmk):
+    paths, figures = write_stand_in_results(tmp_path)
+    text = build_pdf(latexmk, tmp_path, build_context(paths, figures, tmp_path / "paper"))
+    pages = [page for page in text.split("\f") if page.strip()]
+    assert len(pages) > 1 and all("STAND-IN DATA" in page for page in pages)
+    assert "SMOKE RUN" not in text
 
 
 def test_main_tex_types_no_result_numbers():

@@ -28,7 +28,7 @@ TORCHVISION_DATASETS = ("mnist", "cifar10")
 # for an experiment that says nothing (the paper shows it under its name).
 PRESENTATION_DEFAULTS = {"title": "", "log_entry": "", "family": None, "family_title": "",
                          "finding": None, "reported": {}, "figures": {}, "evaluations": [],
-                         "untested": None}
+                         "untested": None, "data_note": None}
 # The option a claim of these metrics must give (the OOD set, the PGD budget, the hidden layer).
 CLAIM_OPTIONS = {"ood_auroc": "set", "pgd_accuracy": "eps", "hidden_noise_stability": "layer"}
 # The evaluation that measures a claim's metric, for its experiment and its `than`.
@@ -41,6 +41,8 @@ CLAIM_EVALUATIONS = {"slot_update_gain": "slot_update", "slot_update_retention":
                      "label_error_precision": "label_errors", "generalisation_gap": "train_fit"}
 # Why the paper has no results for an experiment that gpu_experiments: skip left out.
 GPU_SKIPPED = "GPU stage skipped (gpu_experiments: skip)"
+# Why the paper has no results for an experiment that only_experiments does not list.
+NOT_SELECTED = "not run (only_experiments)"
 
 
 def config_schema(schema_path: Path = SCHEMA_PATH) -> dict:
@@ -113,8 +115,7 @@ def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
     _check_claims(config)
     _check_gradient_comparison(config)
     figure_files(config)  # two figures must not write the same file
-    if config["gpu_experiments"] == "skip":
-        _drop_gpu_experiments(config)
+    _leave_out_experiments(config)
     return config
 
 
@@ -218,28 +219,53 @@ def gpu_request(config: dict, experiment: str) -> dict[str, int | str]:
     return {"gpu": wants, "gpu_model": model if wants else "", "gres": ""}
 
 
-def _drop_gpu_experiments(config: dict) -> None:
-    """Remove the experiments marked ``gpu`` (gpu_experiments: skip); an experiment that
-    stays must not compare with one that goes."""
+def _left_out(config: dict) -> dict[str, str]:
+    """``{experiment: why the paper has no results for it}``: those only_experiments does
+    not list (when it lists any), then those marked ``gpu`` under gpu_experiments: skip."""
     experiments = config["experiments"]
-    dropped = {name for name, entry in experiments.items() if entry.get("gpu")}
+    only = config["only_experiments"]
+    if unknown := [name for name in only if name not in experiments]:
+        raise ConfigError(f"config error at only_experiments: unknown experiment '{unknown[0]}'; "
+                          f"valid: {', '.join(sorted(experiments))}")
+    left_out = {name: NOT_SELECTED for name in experiments if only and name not in only}
+    if config["gpu_experiments"] == "skip":
+        left_out.update({name: GPU_SKIPPED for name, entry in experiments.items()
+                         if entry.get("gpu") and name not in left_out})
+    return left_out
+
+
+def _leave_out_experiments(config: dict) -> None:
+    """Remove the experiments that are not run (:func:`_left_out`); an experiment that stays
+    must not compare with one that goes. The paper lists what is left out, and the claims
+    about it, as untested: ``skipped_experiments`` keeps their entries with ``untested``
+    saying why."""
+    experiments = config["experiments"]
+    left_out = _left_out(config)
     for name, entry in experiments.items():
-        if name in dropped:
+        if name in left_out:
             continue
         compare = (entry["figures"].get("unit_grid") or {}).get("compare")
         than = (entry.get("finding") or {}).get("than")
         for other in (compare, than, entry.get("random_label_twin")):
-            if other in dropped:
+            if left_out.get(other) == GPU_SKIPPED:
                 raise ConfigError(
                     f"config error at experiments/{name}: it compares with GPU experiment "
                     f"'{other}', which gpu_experiments: skip leaves out"
                 )
-    # The paper lists what is left out, and the claims about it, as untested.
-    if dropped == set(experiments):
-        raise ConfigError("config error at gpu_experiments: skip leaves no experiment (every one "
-                          "is marked gpu); use gpu_experiments: run")
-    config["experiments"] = {n: e for n, e in experiments.items() if n not in dropped}
-    config["skipped_experiments"] = {n: e for n, e in experiments.items() if n in dropped}
+            if left_out.get(other) == NOT_SELECTED:
+                raise ConfigError(
+                    f"config error at only_experiments: '{name}' compares with '{other}', which "
+                    f"only_experiments leaves out; add '{other}' to only_experiments"
+                )
+    if set(left_out) == set(experiments):
+        listed = " listed in only_experiments" if config["only_experiments"] else ""
+        raise ConfigError(f"config error at gpu_experiments: skip leaves no experiment (every one"
+                          f"{listed} is marked gpu); use gpu_experiments: run")
+    if not left_out:
+        return
+    config["experiments"] = {n: e for n, e in experiments.items() if n not in left_out}
+    config["skipped_experiments"] = {n: {**e, "untested": left_out[n]}
+                                     for n, e in experiments.items() if n in left_out}
 
 
 def _check_family_and_finding(config: dict, name: str, experiment: dict) -> None:
@@ -338,6 +364,13 @@ def base_datasets(config: dict) -> list[str]:
     return sorted({base_dataset(config, e["dataset"]) for e in config["experiments"].values()})
 
 
+def dataset_source(config: dict, name: str) -> dict:
+    """Base dataset ``name``'s entry as the data step and training read it: without its
+    ``note``, which only the paper shows (editing the note reruns no data or training job)."""
+    return {key: copy.deepcopy(value) for key, value in config["datasets"][name].items()
+            if key != "note"}
+
+
 def _pretrained_entry(config: dict, name: str | None) -> dict | None:
     if name is None:
         return None
@@ -356,7 +389,7 @@ def experiment_spec(config: dict, name: str) -> RunSpec:
         name=name,
         dataset=entry["dataset"],
         base_dataset=base,
-        source=copy.deepcopy(config["datasets"][base]),
+        source=dataset_source(config, base),
         classes=list(dataset_entry["classes"]) if "subset_of" in dataset_entry else None,
         model=entry["model"],
         model_args=copy.deepcopy(entry.get("model_args", {})),
@@ -369,13 +402,16 @@ def presentation(config: dict) -> dict[str, dict]:
     """``{experiment: {title, log_entry, family, family_title, finding, reported, figures,
     evaluations, untested}}``: what the paper says about each experiment beyond its results,
     read from config (so editing it reruns the paper, never training). Experiments that
-    gpu_experiments: skip left out are there too, with ``untested`` saying why."""
+    gpu_experiments: skip or only_experiments left out are there too, with ``untested``
+    saying why. ``data_note`` is the ``note`` of the experiment's images (an imagefolder
+    stand-in for a dataset), None for the original data."""
     families = config.get("families", {})
     skipped = config.get("skipped_experiments", {})
     shown = {}
     for name, entry in {**config["experiments"], **skipped}.items():
         given = {key: copy.deepcopy(entry[key]) for key in PRESENTATION_DEFAULTS if key in entry}
+        source = config["datasets"].get(base_dataset(config, entry["dataset"]), {})
         shown[name] = {**copy.deepcopy(PRESENTATION_DEFAULTS), "title": name, **given,
                        "family_title": families.get(entry.get("family"), ""),
-                       "untested": GPU_SKIPPED if name in skipped else None}
+                       "data_note": source.get("note")}
     return shown

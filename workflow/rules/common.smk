@@ -16,6 +16,7 @@ from whitebox.cli.compare import COMPARISONS
 from whitebox.code_identity import code_digest, model_modules, run_modules
 from whitebox.config import (
     ConfigError,
+    dataset_source,
     experiment_spec,
     figure_files,
     gpu_request,

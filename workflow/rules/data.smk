@@ -9,7 +9,7 @@ rule prepare_dataset:
     benchmark:
         "logs/benchmarks/prepare_dataset/{dataset}.tsv"
     params:
-        source=lambda wildcards: json.dumps(config["datasets"][wildcards.dataset]),
+        source=lambda wildcards: json.dumps(dataset_source(config, wildcards.dataset)),
         mirror=mirror_option,
         code=command_code("prepare-data"),
     threads: 4

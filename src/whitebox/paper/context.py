@@ -288,6 +288,7 @@ def summarize_experiment(
         "base_dataset": spec["base_dataset"],
         "source": spec["source"],
         "synthetic": spec["source"]["source"] == "synthetic",
+        "data_note": shown["data_note"],  # config's note on a stand-in for the dataset
         "is_cub": CUB_DATASET in (first["dataset"], spec["base_dataset"]),
         "model": spec["model"],
         "model_args": spec.get("model_args", {}),
@@ -379,6 +380,7 @@ def dataset_notes(experiments: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "source": source["source"],
                 "path": source.get("path"),
                 "crop": source.get("crop"),  # cub; None: the library's default (bbox)
+                "note": experiment["data_note"],
                 "image_shape": experiment["image_shape"],
                 "experiments": [],
             },
@@ -525,7 +527,9 @@ def build_context(
     evaluation and gradient-metrics files are found next to the metrics files; ``claims`` is
     config.yaml's claims block (items, margins) for the claims table. ``smoke`` is
     true when any experiment trained on synthetic data; the templates then label every
-    page and the results table so the PDF cannot pass for real results.
+    page and the results table so the PDF cannot pass for real results. ``data_notes`` are
+    the notes config gives the stand-in datasets the experiments trained on (e.g. CIFAR-10
+    re-encoded as JPEG); every page carries them too.
     ``comparison_figures`` maps ``accuracy_quality`` and ``gradient_comparison:<dataset>`` to
     the figures that set all stages side by side.
     """
@@ -596,6 +600,8 @@ def build_context(
         "slot_update_drops": slot_update_drops(experiments),
         "smoke": any(e["synthetic"] for e in experiments),
         "synthetic_experiments": [e["title"] for e in experiments if e["synthetic"]],
+        # Notes of stand-in datasets (config's datasets: note): every page carries them.
+        "data_notes": _unique(e["data_note"] for e in experiments if e["data_note"]),
         "datasets": dataset_notes(experiments),
         "n_runs": len(runs),
         "devices": _unique(run["device"] for run in runs),
