@@ -22,6 +22,7 @@ from collections.abc import Callable
 import torch
 
 from whitebox.code_identity import registered_augmentations
+from whitebox.registration import registrar
 
 Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 AUGMENTATIONS: dict[str, Augmentation] = {}
@@ -30,15 +31,7 @@ AUGMENTATIONS: dict[str, Augmentation] = {}
 def register_augmentation(name: str) -> Callable[[Augmentation], Augmentation]:
     """Decorator: ``augment(images, generator) -> images`` is augmentation ``name``; it takes a
     float batch ``(N, C, H, W)`` and draws its randomness from ``generator`` (CPU)."""
-
-    def register(augment: Augmentation) -> Augmentation:
-        if AUGMENTATIONS.get(name, augment) is not augment:
-            raise ValueError(f"augmentation '{name}' is registered twice "
-                             f"({AUGMENTATIONS[name].__module__} and {augment.__module__})")
-        AUGMENTATIONS[name] = augment
-        return augment
-
-    return register
+    return registrar(AUGMENTATIONS, "augmentation", name)
 
 
 def augmentation_names() -> list[str]:

@@ -24,21 +24,14 @@ from collections.abc import Callable
 from torch import nn
 
 from whitebox.layers.pooling import Normalize
+from whitebox.registration import registrar
 
 MODELS: dict[str, Callable[..., nn.Module]] = {}
 
 
 def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: ``builder(n_classes, in_channels, **model_args) -> nn.Module`` is model ``name``."""
-
-    def register(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if MODELS.get(name, builder) is not builder:
-            raise ValueError(f"model '{name}' is registered twice ({MODELS[name].__module__} and "
-                             f"{builder.__module__})")
-        MODELS[name] = builder
-        return builder
-
-    return register
+    return registrar(MODELS, "model", name)
 
 
 def discover_models() -> dict[str, Callable[..., nn.Module]]:
