@@ -80,18 +80,19 @@ def test_cifar2_stage_reaches_its_stand_in_floor(experiment, trained):
         f"{experiment}: {metrics['test_accuracy']:.2f} % < {STAND_IN_FLOORS[experiment]} %")
 
 
-# augmax_cifar3 runs six copies of every image through its trunk, so its full 10 epochs take
-# about 13 minutes on 2 CPU cores; CI trains 3 epochs (cosine over 3) and checks a floor 2
-# points below what seed 0 reached that way on the stand-in (77.77 %, 12 min under load).
-AUGMAX_3_EPOCHS = 77.77
-AUGMAX_FLOOR = AUGMAX_3_EPOCHS - 2.0
+# augmax_cifar3 runs six copies of every image through its trunk: an epoch takes about 210 s
+# on 2 quiet CPU cores (its full 10 epochs about 13 minutes, 3 epochs took 17 of CI's minutes
+# under load). CI trains 1 epoch (the cosine schedule over it) and checks a floor 2 points below
+# what seed 0 reached that way on the stand-in (72.90 % in 208 s; 3 epochs: 77.77 %).
+AUGMAX_1_EPOCH = 72.90
+AUGMAX_FLOOR = AUGMAX_1_EPOCH - 2.0
 
 
 def test_augmax_slots_reach_their_stand_in_floor(cifar10_tensors, tmp_path):
-    _, metrics = train_seed0("augmax_cifar3", cifar10_tensors, tmp_path, epochs=3)
+    _, metrics = train_seed0("augmax_cifar3", cifar10_tensors, tmp_path, epochs=1)
     assert metrics["train_images"] == 15_000 and metrics["test_images"] == 3_000
     assert metrics["test_accuracy"] >= AUGMAX_FLOOR, (
-        f"augmax_cifar3, 3 epochs: {metrics['test_accuracy']:.2f} % < {AUGMAX_FLOOR} %")
+        f"augmax_cifar3, 1 epoch: {metrics['test_accuracy']:.2f} % < {AUGMAX_FLOOR} %")
 
 
 # Alignment of seed 0 on the stand-in: positive_lenet 0.150, lenet_unconstrained 0.035 (gradient
