@@ -53,7 +53,7 @@ ACCURACY_QUALITY = "results/summary/accuracy_vs_gradient_quality.png"
 CLAIMS = "results/summary/claims.csv"
 ACCURACIES = "results/summary/experiments.csv"
 PAPER = "paper/main.pdf"
-# What the workflow needs (as tests/integration/workspace.py copies it), without what it makes.
+# What the workflow needs, without what it makes (tests/integration/workspace.py copies the same).
 COPIED = ["Snakefile", "config.yaml", "workflow", "profiles", "src", "paper"]
 GENERATED = ("generated", "main.pdf", "*.aux", "*.log", "*.fls", "*.fdb_latexmk", "*.bbl", "*.blg",
              "*.out", "*.toc", "__pycache__", "*.pyc")

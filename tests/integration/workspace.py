@@ -9,11 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks.standin import COPIED, GENERATED
 from tests.conftest import REPO
 
-COPIED = ["Snakefile", "config.yaml", "workflow", "profiles", "src", "paper"]
-IGNORED = shutil.ignore_patterns("generated", "main.pdf", "*.aux", "*.log", "*.fls",
-                                 "*.fdb_latexmk", "*.bbl", "*.blg", "*.out", "__pycache__")
+IGNORED = shutil.ignore_patterns(*GENERATED)
 
 
 def make_workspace(root: Path) -> Path:
