@@ -54,9 +54,15 @@ def moved_away(path: Path):
         aside.rename(path)
 
 
+def smoke_overrides(workspace: Path) -> dict:
+    """profiles/smoke/smoke.yaml: the smoke run's overrides of config.yaml (its seeds, and the
+    epochs of every experiment)."""
+    return yaml.safe_load((workspace / "profiles" / "smoke" / "smoke.yaml").read_text())
+
+
 def smoke_seeds(workspace: Path) -> list[int]:
-    """The seeds of the smoke run: profiles/smoke overrides config.yaml's."""
-    return yaml.safe_load((workspace / "profiles" / "smoke" / "smoke.yaml").read_text())["seeds"]
+    """The seeds of the smoke run."""
+    return smoke_overrides(workspace)["seeds"]
 
 
 def test_pdf_shows_the_accuracies_from_metrics(smoke_run):
@@ -81,14 +87,15 @@ def test_pdf_shows_the_accuracies_from_metrics(smoke_run):
 
 def test_every_run_evaluation_and_figure_is_written(smoke_run):
     config = load_config(smoke_run / "config.yaml")
+    overrides = smoke_overrides(smoke_run)
     for name, entry in config["experiments"].items():
-        for seed in smoke_seeds(smoke_run):
+        epochs = overrides["experiments"][name]["training"]["epochs"]
+        for seed in overrides["seeds"]:
             run = smoke_run / "results" / entry["dataset"] / name / f"seed{seed}"
             expected = {"model.pt", "train_log.csv", "metrics.json"}
             expected |= {f"{evaluation}.json" for evaluation in entry["evaluations"]}
             expected |= {"gradient_metrics.json"}
             assert {p.name for p in run.iterdir()} == expected
-            epochs = entry["training"]["epochs"]
             assert len((run / "train_log.csv").read_text().splitlines()) == 1 + epochs  # + header
     for png in figure_files(config):
         assert (smoke_run / png).stat().st_size > 1000
