@@ -4,7 +4,7 @@
 # make bench  speed checks (benchmarks/), reported as ratios against baselines
 # make standin  the CIFAR-2 and MNIST experiments on the offline data of ../shared/data
 #             (genuine MNIST; CIFAR-10 re-encoded as JPEG, stamped as such) in build/standin/,
-#             then their claims, accuracies, figure and PDF (about an hour on 2 CPU cores)
+#             then their claims, accuracies, figure and PDF (1.5-2 h on 2 CPU cores)
 # make lint   ruff and snakemake --lint
 
 PYTHON ?= python3

@@ -1,6 +1,6 @@
 """The CIFAR-2 and MNIST experiments on the offline stand-in data of ../shared/data (`make standin`).
 
-    .venv/bin/python benchmarks/standin.py                 # about an hour on 2 CPU cores
+    .venv/bin/python benchmarks/standin.py                 # 1.5-2 h on 2 CPU cores
     .venv/bin/python benchmarks/standin.py --only mlp_mnist mlp_mnist_shuffled \\
         --extra-config one_epoch.yaml                      # a quick check of this script
 
